@@ -1,0 +1,115 @@
+use crate::model_arg::ModelArgs;
+use anyhow::{bail, Context, Result};
+use deepsight_models::{WeightTensor, Weights};
+use deepsight_runtime::{Classifier, Tensor, TensorData};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Image files (any format the `image` crate reads).
+    images: Vec<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// How many classes to print per image.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Classify a preprocessed NCHW input (tensor `input` of a .safetensors file) instead of images.
+    #[arg(long, value_name = "FILE", conflicts_with = "images")]
+    tensor: Option<PathBuf>,
+    /// Write the raw logits (tensor `logits`, [N, classes]) to this .safetensors file.
+    #[arg(long, value_name = "FILE")]
+    logits_out: Option<PathBuf>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+}
+
+/// Reads the `input` tensor of a safetensors file as `[N, C, H, W]`.
+pub fn read_input_tensor(path: &Path, device: &deepsight_runtime::Device) -> Result<Tensor<4>> {
+    let w = Weights::from_safetensors(path)?;
+    let Some(t) = w.tensors.get("input") else {
+        bail!("'{}': no tensor named 'input' (found: {:?})", path.display(), w.tensors.keys().collect::<Vec<_>>());
+    };
+    let [n, c, h, wd] = t.shape[..] else {
+        bail!("'{}': tensor 'input' has shape {:?}, expected [N, C, H, W]", path.display(), t.shape);
+    };
+    Ok(Tensor::from_data(TensorData::new(t.data.clone(), [n, c, h, wd]), device))
+}
+
+pub fn run(a: Args) -> Result<()> {
+    if a.images.is_empty() && a.tensor.is_none() {
+        bail!("nothing to classify: give image files or --tensor FILE");
+    }
+    if a.top == 0 || a.batch_size == 0 {
+        bail!("--top and --batch-size must be at least 1");
+    }
+    let loaded = a.model.load()?;
+    let model = &loaded.model;
+    let device = model.device();
+    let (labels, logits): (Vec<String>, Vec<Vec<f32>>) = if let Some(path) = &a.tensor {
+        let x = read_input_tensor(path, &device)?;
+        let n = x.dims()[0];
+        let logits = model.logits(x).with_context(|| format!("'{}'", path.display()))?;
+        let labels = (0..n).map(|i| format!("{}[{i}]", path.display())).collect();
+        (labels, rows(logits))
+    } else {
+        let pipeline = loaded.preset.pipeline();
+        let mut all = Vec::new();
+        for chunk in a.images.chunks(a.batch_size) {
+            let paths: Vec<&Path> = chunk.iter().map(|p| p.as_path()).collect();
+            let x = pipeline.load_batch(&paths, &device)?;
+            all.extend(rows(model.logits(x)?));
+        }
+        (a.images.iter().map(|p| p.display().to_string()).collect(), all)
+    };
+    if let Some(out) = &a.logits_out {
+        let k = logits.first().map_or(0, |r| r.len());
+        let mut w = Weights::default();
+        w.tensors.insert(
+            "logits".into(),
+            WeightTensor { shape: vec![logits.len(), k], data: logits.iter().flatten().copied().collect() },
+        );
+        w.save_safetensors(out)?;
+    }
+    let results: Vec<_> = labels.iter().zip(&logits).map(|(l, row)| (l, top_k(row, a.top))).collect();
+    if a.json {
+        let v: Vec<_> = results
+            .iter()
+            .map(|(label, top)| {
+                let top: Vec<_> = top
+                    .iter()
+                    .map(|&(c, p, s)| serde_json::json!({"class": c, "name": loaded.class_names.get(c), "probability": p, "logit": s}))
+                    .collect();
+                serde_json::json!({"input": label, "top": top})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"model": loaded.description, "results": v}))?);
+    } else {
+        for (label, top) in results {
+            println!("{label}");
+            for (rank, (c, p, _)) in top.iter().enumerate() {
+                let name = loaded.class_names.get(*c).map_or("?", |s| s.as_str());
+                println!("  {}. {:6.2}%  {name} ({c})", rank + 1, p * 100.0);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rows(logits: Tensor<2>) -> Vec<Vec<f32>> {
+    let [n, k] = logits.dims();
+    let v: Vec<f32> = logits.into_data().to_vec().expect("f32 logits");
+    (0..n).map(|i| v[i * k..(i + 1) * k].to_vec()).collect()
+}
+
+/// The `k` best classes: (index, softmax probability, logit), best first.
+fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32, f32)> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let z: f32 = logits.iter().map(|v| (v - max).exp()).sum();
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    idx.into_iter().take(k).map(|i| (i, (logits[i] - max).exp() / z, logits[i])).collect()
+}

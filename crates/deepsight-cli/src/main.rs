@@ -1,0 +1,47 @@
+//! `deepsight`: why does a convolutional classifier decide what it decides.
+
+mod bench;
+mod classify;
+mod convert;
+mod layers;
+mod model_arg;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "deepsight", version, about = "Explain what convolutional image classifiers look at.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the top-K classes of images (or of a preprocessed tensor).
+    Classify(classify::Args),
+    /// List a model's layers: name, operation, output shape, parameters.
+    Layers(layers::Args),
+    /// Convert a PyTorch `.pth` state dict to `.safetensors` (never runs pickled code).
+    Convert(convert::Args),
+    /// Time forward and backward passes of the built-in models; print a Markdown table.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Classify(a) => classify::run(a),
+        Command::Layers(a) => layers::run(a),
+        Command::Convert(a) => convert::run(a),
+        Command::Bench(a) => bench::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

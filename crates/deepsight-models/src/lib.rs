@@ -1,0 +1,23 @@
+//! DeepSight's models: built-in architectures, weight readers (a restricted `.pth` unpickler and
+//! safetensors), preprocessing presets and class names.
+
+mod builder;
+pub mod error;
+mod io;
+pub mod lite0;
+mod pickle;
+pub mod preprocess;
+pub mod pth;
+pub mod resample;
+pub mod resnet;
+pub mod source;
+pub mod vgg;
+pub mod weights;
+pub mod zoo;
+
+pub use error::{ModelError, Result};
+pub use io::write_atomic;
+pub use preprocess::{Preprocess, Preset, RgbImage};
+pub use source::{RandomWeights, WeightSource};
+pub use weights::{WeightTensor, Weights};
+pub use zoo::{Arch, LoadedModel, ModelSource};

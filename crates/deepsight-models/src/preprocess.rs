@@ -1,0 +1,132 @@
+//! Preprocessing presets: how an image file becomes the tensor a model expects.
+
+use crate::error::{ModelError, Result};
+use crate::resample::{resize_rgb8, Filter};
+use deepsight_runtime::{Device, Tensor, TensorData};
+use std::path::Path;
+
+/// How the image is brought to the model's input size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Resize {
+    /// Straight to `[height, width]`, ignoring the aspect ratio.
+    Exact { size: [usize; 2], filter: Filter },
+    /// Shorter side to `shorter` (aspect kept), then a centre crop of `crop` (torchvision's
+    /// `Resize(256)` + `CenterCrop(224)`).
+    ShorterThenCrop { shorter: usize, crop: [usize; 2], filter: Filter },
+}
+
+/// A preprocessing pipeline: decode to RGB, resize, then `(pixel - mean) / std` per channel, with
+/// `pixel` in 0..=255.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocess {
+    pub resize: Resize,
+    /// Per-channel mean, in 0..=255 units.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation, in 0..=255 units.
+    pub std: [f32; 3],
+}
+
+/// Named presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// EfficientNet-Lite: bicubic resize to 224x224, then `(x - 127) / 128`.
+    EfficientNetLite,
+    /// torchvision ImageNet: bilinear shorter side 256, centre crop 224, ImageNet mean/std.
+    TorchvisionImagenet,
+}
+
+impl Preset {
+    /// The pipeline of this preset.
+    pub fn pipeline(self) -> Preprocess {
+        match self {
+            Preset::EfficientNetLite => Preprocess {
+                resize: Resize::Exact { size: [224, 224], filter: Filter::Bicubic },
+                mean: [127.0; 3],
+                std: [128.0; 3],
+            },
+            Preset::TorchvisionImagenet => Preprocess {
+                resize: Resize::ShorterThenCrop { shorter: 256, crop: [224, 224], filter: Filter::Bilinear },
+                mean: [0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0],
+                std: [0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0],
+            },
+        }
+    }
+}
+
+/// A decoded RGB image, 8 bits per channel, interleaved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RgbImage {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// Decodes any format the `image` crate reads into RGB8.
+pub fn load_rgb(path: &Path) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+    decode_rgb(&bytes).map_err(|reason| ModelError::Image { path: path.into(), reason })
+}
+
+/// Decodes image bytes into RGB8.
+pub fn decode_rgb(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
+    let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
+    let rgb = img.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    Ok(RgbImage { width: w as usize, height: h as usize, pixels: rgb.into_raw() })
+}
+
+impl Preprocess {
+    /// Input size `[height, width]` the pipeline produces.
+    pub fn size(&self) -> [usize; 2] {
+        match self.resize {
+            Resize::Exact { size, .. } => size,
+            Resize::ShorterThenCrop { crop, .. } => crop,
+        }
+    }
+
+    /// Resizes (and crops) an image to the model's input size, still as RGB8.
+    pub fn resize(&self, img: &RgbImage) -> RgbImage {
+        match self.resize {
+            Resize::Exact { size: [h, w], filter } => RgbImage {
+                width: w,
+                height: h,
+                pixels: resize_rgb8(&img.pixels, img.width, img.height, w, h, filter),
+            },
+            Resize::ShorterThenCrop { shorter, crop: [ch, cw], filter } => {
+                let (w, h) = (img.width, img.height);
+                let (nw, nh) = if w <= h { (shorter, shorter * h / w) } else { (shorter * w / h, shorter) };
+                let resized = resize_rgb8(&img.pixels, w, h, nw, nh, filter);
+                let top = ((nh.saturating_sub(ch)) as f64 / 2.0).round() as usize;
+                let left = ((nw.saturating_sub(cw)) as f64 / 2.0).round() as usize;
+                let mut pixels = Vec::with_capacity(ch * cw * 3);
+                for y in 0..ch.min(nh) {
+                    let row = (top + y) * nw * 3;
+                    pixels.extend_from_slice(&resized[row + left * 3..row + (left + cw.min(nw)) * 3]);
+                }
+                RgbImage { width: cw.min(nw), height: ch.min(nh), pixels }
+            }
+        }
+    }
+
+    /// The normalised `[3, H, W]` values of an already-resized image.
+    pub fn normalise(&self, img: &RgbImage) -> Vec<f32> {
+        let n = img.width * img.height;
+        let mut out = vec![0f32; 3 * n];
+        for (i, px) in img.pixels.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                out[c * n + i] = (px[c] as f32 - self.mean[c]) / self.std[c];
+            }
+        }
+        out
+    }
+
+    /// Reads, resizes and normalises image files into one batch `[N, 3, H, W]`.
+    pub fn load_batch(&self, paths: &[&Path], device: &Device) -> Result<Tensor<4>> {
+        let [h, w] = self.size();
+        let mut data = Vec::with_capacity(paths.len() * 3 * h * w);
+        for p in paths {
+            data.extend(self.normalise(&self.resize(&load_rgb(p)?)));
+        }
+        Ok(Tensor::from_data(TensorData::new(data, [paths.len(), 3, h, w]), device))
+    }
+}

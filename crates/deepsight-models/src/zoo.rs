@@ -1,0 +1,129 @@
+//! The models DeepSight knows by name, and how a `--model` argument becomes a model.
+
+use crate::error::{ModelError, Result};
+use crate::preprocess::Preset;
+use crate::pth::{parse_pth, read_pth};
+use crate::source::{RandomWeights, WeightSource};
+use crate::weights::Weights;
+use crate::{lite0, resnet, vgg};
+use deepsight_runtime::{Device, Graph, GraphModel};
+use std::path::{Path, PathBuf};
+
+/// The real EfficientNet-Lite0 ImageNet weights (Apache-2.0, see `assets/LICENSE-lite0`),
+/// embedded so the default model works with no file and no network.
+static LITE0_PTH: &[u8] = include_bytes!("../assets/efficientnet-lite0-57934424.pth");
+
+/// ImageNet-1k class names, in the sorted-wnid order of the model outputs.
+static IMAGENET_SYNSETS: &str = include_str!("../assets/imagenet_synsets.txt");
+
+/// Built-in architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// EfficientNet-Lite0, ImageNet-1k (real weights embedded).
+    Lite0,
+    /// torchvision ResNet-50.
+    Resnet50,
+    /// torchvision VGG-16.
+    Vgg16,
+}
+
+impl Arch {
+    /// Every built-in, with its CLI name.
+    pub const ALL: [(Arch, &'static str); 3] = [(Arch::Lite0, "lite0"), (Arch::Resnet50, "resnet50"), (Arch::Vgg16, "vgg16")];
+
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        Arch::ALL.iter().find(|(a, _)| *a == self).map(|(_, n)| *n).expect("every arch is listed")
+    }
+
+    /// Parses a CLI name.
+    pub fn from_name(name: &str) -> Option<Arch> {
+        Arch::ALL.iter().find(|(_, n)| *n == name).map(|(a, _)| *a)
+    }
+
+    /// The preprocessing the architecture's weights expect.
+    pub fn preset(self) -> Preset {
+        match self {
+            Arch::Lite0 => Preset::EfficientNetLite,
+            Arch::Resnet50 | Arch::Vgg16 => Preset::TorchvisionImagenet,
+        }
+    }
+
+    /// Builds the graph with weights from `source`.
+    pub fn graph<W: WeightSource>(self, source: &W, device: &Device) -> Result<Graph> {
+        match self {
+            Arch::Lite0 => lite0::lite0(source, device),
+            Arch::Resnet50 => resnet::resnet50(source, device, 1000),
+            Arch::Vgg16 => vgg::vgg16(source, device, 1000),
+        }
+    }
+}
+
+/// A ready model with what it takes to use it.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub model: GraphModel,
+    pub preset: Preset,
+    /// Human-readable class names, one per output.
+    pub class_names: Vec<String>,
+    /// What was loaded, for messages and reports.
+    pub description: String,
+}
+
+/// Where a model comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    /// A built-in architecture with its default weights (Lite0) or seeded random weights.
+    Builtin { arch: Arch, random_seed: Option<u64> },
+    /// A built-in architecture with weights from a `.pth` or `.safetensors` file.
+    File { arch: Arch, path: PathBuf },
+}
+
+/// ImageNet class names (the first synonym of each synset).
+pub fn imagenet_classes() -> Vec<String> {
+    IMAGENET_SYNSETS
+        .lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, names)| names).split(',').next().unwrap_or("").trim().to_string())
+        .collect()
+}
+
+/// Reads a weight file by its extension (`.safetensors`, else PyTorch pickle).
+pub fn read_weights(path: &Path) -> Result<Weights> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("safetensors") => Weights::from_safetensors(path),
+        _ => read_pth(path),
+    }
+}
+
+/// The embedded Lite0 state dict.
+pub fn lite0_weights() -> Weights {
+    parse_pth(LITE0_PTH).expect("the embedded Lite0 weights are valid")
+}
+
+impl ModelSource {
+    /// Loads the model on `device`.
+    pub fn load(&self, device: &Device) -> Result<LoadedModel> {
+        let (arch, graph, description) = match self {
+            ModelSource::Builtin { arch, random_seed: Some(seed) } => {
+                (*arch, arch.graph(&RandomWeights { seed: *seed }, device)?, format!("{} (random weights, seed {seed})", arch.name()))
+            }
+            ModelSource::Builtin { arch: Arch::Lite0, random_seed: None } => {
+                (Arch::Lite0, lite0::lite0(&lite0_weights(), device)?, "lite0 (EfficientNet-Lite0, ImageNet-1k)".into())
+            }
+            ModelSource::Builtin { arch, random_seed: None } => {
+                return Err(ModelError::Weight {
+                    name: arch.name().into(),
+                    reason: "no weights ship for this architecture: pass a weight file (torchvision state dict)".into(),
+                });
+            }
+            ModelSource::File { arch, path } => {
+                let w = read_weights(path)?;
+                let graph = arch.graph(&w, device).map_err(|e| e.at(path))?;
+                (*arch, graph, format!("{} ({})", arch.name(), path.display()))
+            }
+        };
+        let preset = arch.preset();
+        let model = GraphModel::new(graph, preset.pipeline().size(), device.clone())?;
+        Ok(LoadedModel { model, preset, class_names: imagenet_classes(), description })
+    }
+}

@@ -1,0 +1,109 @@
+//! The two traits everything in DeepSight stands on.
+//!
+//! [`Classifier`] is all that perturbation methods and metrics need: images in, logits out.
+//! [`LayeredClassifier`] opens the model up: named layers, captured activations, gradients of a
+//! scalar objective with respect to the input and chosen layers under a chosen rectifier rule,
+//! and max-pool switches. Gradient methods require it, so the split is checked at compile time.
+
+use crate::error::Result;
+use crate::rectifier::RectifierRule;
+use burn::tensor::{Device, Int, Tensor};
+use std::collections::BTreeMap;
+
+/// Images in, logits out.
+pub trait Classifier: Send + Sync {
+    /// Number of classes the logits cover.
+    fn num_classes(&self) -> usize;
+    /// The device the model's weights live on; inputs are moved there.
+    fn device(&self) -> Device;
+    /// Logits `[N, classes]` for a batch `[N, C, H, W]` of preprocessed images.
+    fn logits(&self, images: Tensor<4>) -> Result<Tensor<2>>;
+}
+
+/// One layer as `deepsight layers` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerInfo {
+    pub name: String,
+    /// Operation kind (`Conv2d`, `ReLU6`, ...).
+    pub op: &'static str,
+    /// Output shape for the model's default input size; flat vectors as `[N, F]`.
+    pub shape: Vec<usize>,
+    /// Learned parameters.
+    pub params: usize,
+    /// Names of the layers it reads.
+    pub inputs: Vec<String>,
+}
+
+/// The scalar whose gradient is taken. Batch items never interact, so one backward pass gives
+/// every image the gradient of its own objective.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Objective {
+    /// The unnormalised class score `S_c` of each image's class (one class per image).
+    Logit(Vec<usize>),
+    /// The softmax probability `P_c` of each image's class.
+    Probability(Vec<usize>),
+    /// Activation of one channel of a layer (the same channel for every image): summed over the
+    /// feature map, or taken at one `[row, col]` position.
+    Activation { layer: String, channel: usize, position: Option<[usize; 2]> },
+}
+
+/// What a gradient pass computes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GradientRequest {
+    pub objective: Option<Objective>,
+    /// How every rectifier passes the gradient back.
+    pub rule: RectifierRule,
+    /// Return the gradient with respect to the input.
+    pub wrt_input: bool,
+    /// Layers whose activation and gradient to return.
+    pub wrt_layers: Vec<String>,
+    /// Further layers whose activation alone to return.
+    pub capture: Vec<String>,
+    /// Return every max-pool's switches.
+    pub switches: bool,
+}
+
+impl GradientRequest {
+    /// The gradient of `objective` with respect to the input, under `rule`.
+    pub fn input(objective: Objective, rule: RectifierRule) -> Self {
+        GradientRequest { objective: Some(objective), rule, wrt_input: true, ..Default::default() }
+    }
+}
+
+/// A layer's activation and the objective's gradient there.
+#[derive(Debug, Clone)]
+pub struct LayerGradient {
+    pub activation: Tensor<4>,
+    pub gradient: Tensor<4>,
+}
+
+/// The results of one forward and one backward pass; all tensors are detached.
+#[derive(Debug, Clone)]
+pub struct Gradients {
+    pub logits: Tensor<2>,
+    pub input: Option<Tensor<4>>,
+    pub layers: BTreeMap<String, LayerGradient>,
+    pub activations: BTreeMap<String, Tensor<4>>,
+    pub switches: BTreeMap<String, Tensor<4, Int>>,
+}
+
+/// Activations captured on a forward pass.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub logits: Tensor<2>,
+    pub activations: BTreeMap<String, Tensor<4>>,
+    /// Argmax positions of each max-pool, flat `h * W + w` indices into its input map.
+    pub switches: BTreeMap<String, Tensor<4, Int>>,
+}
+
+/// A classifier whose layers can be named, read and differentiated.
+pub trait LayeredClassifier: Classifier {
+    /// Every layer in execution order.
+    fn layers(&self) -> Vec<LayerInfo>;
+    /// The layer CAM methods use by default: the last spatial feature map.
+    fn default_cam_layer(&self) -> Option<String>;
+    /// One forward pass returning the logits and the named layers' activations.
+    fn capture(&self, images: Tensor<4>, layers: &[&str], switches: bool) -> Result<Capture>;
+    /// One forward and one backward pass as `request` says.
+    fn gradients(&self, images: Tensor<4>, request: &GradientRequest) -> Result<Gradients>;
+}

@@ -1,0 +1,135 @@
+//! Runs a [`Plan`] on a batch: inference, or an autodiff forward whose rectifiers follow a rule,
+//! with captured activations, gradient probes and max-pool switches.
+
+use crate::graph::{NodeId, Padding};
+use crate::plan::{Plan, StepOp};
+use crate::rectifier::{rectify, RectifierRule};
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d, max_pool2d_with_indices};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::{Int, Tensor};
+use std::collections::HashMap;
+
+/// What one run should do besides computing the output.
+#[derive(Default)]
+pub(crate) struct RunSpec<'a> {
+    /// `Some(rule)`: an autodiff run whose rectifiers use `rule`; `None`: plain inference.
+    pub rule: Option<RectifierRule>,
+    /// Nodes whose values to return.
+    pub capture: &'a [NodeId],
+    /// Zero leaves added to node values so that their gradient is the gradient at that node.
+    pub probes: &'a [(NodeId, Tensor<4>)],
+    /// Record the argmax positions of every max-pool.
+    pub switches: bool,
+}
+
+/// The output of a run.
+pub(crate) struct RunOutput {
+    pub output: Tensor<4>,
+    pub captured: HashMap<NodeId, Tensor<4>>,
+    pub switches: HashMap<NodeId, Tensor<4, Int>>,
+}
+
+fn pad_pairs(p: [usize; 4]) -> [(usize, usize); 2] {
+    [(p[0], p[2]), (p[1], p[3])]
+}
+
+pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
+    let mut values: Vec<Option<Tensor<4>>> = vec![None; plan.last_use.len()];
+    let mut captured = HashMap::new();
+    let mut switches = HashMap::new();
+    let mut input = Some(input);
+    let take = |values: &mut Vec<Option<Tensor<4>>>, id: NodeId, step: usize| -> Tensor<4> {
+        if plan.last_use[id] == step {
+            values[id].take().expect("plan order guarantees inputs are computed")
+        } else {
+            values[id].clone().expect("plan order guarantees inputs are computed")
+        }
+    };
+    for (s, step) in plan.steps.iter().enumerate() {
+        let mut args = step.inputs.iter().map(|&i| take(&mut values, i, s));
+        let mut x = || args.next().expect("arity checked when the graph was built");
+        let y = match &step.op {
+            StepOp::Input => input.take().expect("one input node"),
+            StepOp::Conv { weight, bias, stride, dilation, groups, padding } => {
+                let x = x();
+                let [_, _, h, w] = x.dims();
+                let [_, _, kh, kw] = weight.dims();
+                let pads = match padding {
+                    Padding::Explicit(p) => *p,
+                    same => same.resolve([h, w], [kh, kw], *stride, *dilation),
+                };
+                let opts = ConvOptions { stride: *stride, padding: pad_pairs(pads), dilation: *dilation, groups: *groups };
+                conv2d(x, weight.clone(), bias.clone(), opts)
+            }
+            StepOp::Affine { scale, shift } => x() * scale.clone() + shift.clone(),
+            StepOp::Rectifier(bounds) => match spec.rule {
+                Some(rule) => rectify(x(), *bounds, rule),
+                None => match bounds.hi {
+                    None => x().clamp_min(bounds.lo),
+                    Some(hi) => x().clamp(bounds.lo, hi),
+                },
+            },
+            StepOp::MaxPool(p) => {
+                let opts = MaxPoolOptions {
+                    kernel_size: p.kernel,
+                    stride: p.stride,
+                    padding: pad_pairs(p.padding),
+                    dilation: p.dilation,
+                    ceil_mode: p.ceil_mode,
+                };
+                if spec.switches {
+                    let (y, idx) = max_pool2d_with_indices(x(), opts);
+                    switches.insert(step.node, idx);
+                    y
+                } else {
+                    max_pool2d(x(), opts)
+                }
+            }
+            StepOp::AvgPool(p) => {
+                let opts = AvgPoolOptions {
+                    kernel_size: p.kernel,
+                    stride: p.stride,
+                    padding: pad_pairs(p.padding),
+                    count_include_pad: p.count_include_pad,
+                    ceil_mode: p.ceil_mode,
+                };
+                avg_pool2d(x(), opts)
+            }
+            StepOp::GlobalAvgPool => {
+                let x = x();
+                let [n, c, h, w] = x.dims();
+                x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c, 1, 1])
+            }
+            StepOp::Flatten => {
+                let x = x();
+                let [n, c, h, w] = x.dims();
+                x.reshape([n, c * h * w, 1, 1])
+            }
+            StepOp::Linear { weight, bias } => {
+                let x = x();
+                let [n, f, _, _] = x.dims();
+                let out = weight.dims()[1];
+                let mut y = x.reshape([n, f]).matmul(weight.clone());
+                if let Some(b) = bias {
+                    y = y + b.clone();
+                }
+                y.reshape([n, out, 1, 1])
+            }
+            StepOp::Add => {
+                let a = x();
+                a + x()
+            }
+            StepOp::Identity => x(),
+        };
+        let y = match spec.probes.iter().find(|(id, _)| *id == step.node) {
+            Some((_, probe)) => y + probe.clone(),
+            None => y,
+        };
+        if spec.capture.contains(&step.node) {
+            captured.insert(step.node, y.clone());
+        }
+        values[step.node] = Some(y);
+    }
+    let output = values[plan.output].take().expect("the output node is computed last");
+    RunOutput { output, captured, switches }
+}

@@ -1,0 +1,31 @@
+//! DeepSight's model runtime: runs convolutional classifiers on burn and opens them up.
+//!
+//! A model is a [`Graph`] of named operations; [`GraphModel`] runs it as a [`Classifier`] (images
+//! in, logits out) and a [`LayeredClassifier`] (activations, gradients at any layer under a
+//! chosen [`RectifierRule`], max-pool switches). burn's `flex` CPU backend is the default device;
+//! the code names no backend, so burn's GPU devices work the same.
+
+mod classifier;
+mod error;
+mod exec;
+mod graph;
+mod model;
+mod plan;
+pub mod rectifier;
+mod shapes;
+
+pub use classifier::{
+    Capture, Classifier, GradientRequest, Gradients, LayerGradient, LayerInfo, LayeredClassifier, Objective,
+};
+pub use error::{Result, RuntimeError};
+pub use graph::{BatchNorm, Conv2d, Graph, Linear, Node, NodeId, Op, Padding, Pool};
+pub use model::GraphModel;
+pub use rectifier::{rectify, Bounds, RectifierRule};
+
+/// burn's tensor type and device, re-exported so users need no direct burn dependency.
+pub use burn::tensor::{Device, Int, Tensor, TensorData};
+
+/// The default device: burn's pure-Rust `flex` CPU backend.
+pub fn default_device() -> Device {
+    Device::flex()
+}

@@ -1,0 +1,252 @@
+//! [`GraphModel`]: any [`Graph`] as a [`LayeredClassifier`].
+
+use crate::classifier::{
+    Capture, Classifier, GradientRequest, Gradients, LayerGradient, LayerInfo, LayeredClassifier, Objective,
+};
+use crate::error::{Result, RuntimeError};
+use crate::exec::{run, RunSpec};
+use crate::graph::{Graph, NodeId, Op};
+use crate::plan::Plan;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// A graph with its weights on a device, ready to classify and to be opened up.
+///
+/// The graph itself is never changed: BatchNorm folding and backward rules live in per-run plans.
+#[derive(Debug)]
+pub struct GraphModel {
+    graph: Graph,
+    input_size: [usize; 2],
+    num_classes: usize,
+    cam_layer: Option<String>,
+    device: Device,
+    plans: Mutex<HashMap<Vec<NodeId>, Arc<Plan>>>,
+}
+
+fn dims_of<const D: usize>(t: &Tensor<D>) -> Vec<usize> {
+    t.dims().to_vec()
+}
+
+impl GraphModel {
+    /// Wraps `graph`, checking that it runs on `[1, C, input_size]` images and ends in a flat
+    /// vector of class scores.
+    pub fn new(graph: Graph, input_size: [usize; 2], device: Device) -> Result<Self> {
+        let shapes = graph.infer_shapes([1, graph.input_channels(), input_size[0], input_size[1]])?;
+        let out = shapes[graph.output()];
+        if out[2] * out[3] != 1 {
+            return Err(RuntimeError::InvalidGraph {
+                node: graph.nodes()[graph.output()].name.clone(),
+                reason: format!("the last node must give class scores [N, K], it gives {out:?}"),
+            });
+        }
+        let cam_layer = (0..graph.nodes().len())
+            .rev()
+            .find(|&i| shapes[i][2] * shapes[i][3] > 1)
+            .filter(|&i| i > 0)
+            .map(|i| graph.nodes()[i].name.clone());
+        Ok(GraphModel {
+            num_classes: out[1],
+            graph,
+            input_size,
+            cam_layer,
+            device,
+            plans: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The graph this model runs.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The input size the model was built for, `[height, width]`.
+    pub fn input_size(&self) -> [usize; 2] {
+        self.input_size
+    }
+
+    fn plan(&self, wanted: &[NodeId]) -> Arc<Plan> {
+        let mut key: Vec<NodeId> =
+            wanted.iter().copied().filter(|&i| matches!(self.graph.nodes()[i].op, Op::Conv2d(_))).collect();
+        key.sort_unstable();
+        key.dedup();
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        plans.entry(key.clone()).or_insert_with(|| Arc::new(Plan::compile(&self.graph, &key))).clone()
+    }
+
+    fn check_input(&self, images: &Tensor<4>) -> Result<Vec<[usize; 4]>> {
+        self.graph.infer_shapes(images.dims())
+    }
+
+    fn find_all(&self, names: &[String]) -> Result<Vec<NodeId>> {
+        names.iter().map(|n| self.graph.find(n)).collect()
+    }
+
+    fn check_classes(&self, classes: &[usize], batch: usize) -> Result<()> {
+        if classes.len() != batch {
+            return Err(RuntimeError::BatchMismatch { what: "target classes", got: classes.len(), batch });
+        }
+        match classes.iter().find(|&&c| c >= self.num_classes) {
+            Some(&index) => Err(RuntimeError::ClassIndex { index, num_classes: self.num_classes }),
+            None => Ok(()),
+        }
+    }
+
+    fn one_hot(&self, classes: &[usize], device: &Device) -> Tensor<2> {
+        let mut v = vec![0f32; classes.len() * self.num_classes];
+        for (i, &c) in classes.iter().enumerate() {
+            v[i * self.num_classes + c] = 1.0;
+        }
+        Tensor::from_data(TensorData::new(v, [classes.len(), self.num_classes]), device)
+    }
+
+    fn logits_of(&self, out: Tensor<4>) -> Tensor<2> {
+        let [n, k, _, _] = out.dims();
+        out.reshape([n, k])
+    }
+
+    fn name(&self, id: NodeId) -> String {
+        self.graph.nodes()[id].name.clone()
+    }
+}
+
+impl Classifier for GraphModel {
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    fn device(&self) -> Device {
+        self.device.clone()
+    }
+
+    fn logits(&self, images: Tensor<4>) -> Result<Tensor<2>> {
+        self.check_input(&images)?;
+        let images = images.to_device(&self.device);
+        let out = run(&self.plan(&[]), images, &RunSpec::default());
+        Ok(self.logits_of(out.output))
+    }
+}
+
+impl LayeredClassifier for GraphModel {
+    fn layers(&self) -> Vec<LayerInfo> {
+        let shapes = self
+            .graph
+            .infer_shapes([1, self.graph.input_channels(), self.input_size[0], self.input_size[1]])
+            .expect("checked when the model was built");
+        self.graph
+            .nodes()
+            .iter()
+            .zip(shapes)
+            .map(|(node, s)| LayerInfo {
+                name: node.name.clone(),
+                op: node.op.kind(),
+                shape: if s[2] * s[3] == 1 && matches!(node.op, Op::Flatten | Op::Linear(_)) {
+                    vec![s[0], s[1]]
+                } else {
+                    s.to_vec()
+                },
+                params: node.op.params(),
+                inputs: node.inputs.iter().map(|&i| self.name(i)).collect(),
+            })
+            .collect()
+    }
+
+    fn default_cam_layer(&self) -> Option<String> {
+        self.cam_layer.clone()
+    }
+
+    fn capture(&self, images: Tensor<4>, layers: &[&str], switches: bool) -> Result<Capture> {
+        self.check_input(&images)?;
+        let ids: Vec<NodeId> = layers.iter().map(|n| self.graph.find(n)).collect::<Result<_>>()?;
+        let images = images.to_device(&self.device);
+        let spec = RunSpec { capture: &ids, switches, ..Default::default() };
+        let out = run(&self.plan(&ids), images, &spec);
+        Ok(Capture {
+            logits: self.logits_of(out.output),
+            activations: out.captured.into_iter().map(|(id, t)| (self.name(id), t)).collect(),
+            switches: out.switches.into_iter().map(|(id, t)| (self.name(id), t)).collect(),
+        })
+    }
+
+    fn gradients(&self, images: Tensor<4>, request: &GradientRequest) -> Result<Gradients> {
+        let shapes = self.check_input(&images)?;
+        let batch = images.dims()[0];
+        let wrt = self.find_all(&request.wrt_layers)?;
+        let mut capture = self.find_all(&request.capture)?;
+        capture.extend(&wrt);
+        let objective_layer = match &request.objective {
+            Some(Objective::Logit(c)) | Some(Objective::Probability(c)) => {
+                self.check_classes(c, batch)?;
+                None
+            }
+            Some(Objective::Activation { layer, channel, position }) => {
+                let id = self.graph.find(layer)?;
+                let [_, c, h, w] = shapes[id];
+                let bad = |reason: String| RuntimeError::LayerIndex { layer: layer.clone(), reason };
+                if *channel >= c {
+                    return Err(bad(format!("channel {channel} is out of range: the layer has {c} channels")));
+                }
+                if let Some([r, q]) = position
+                    && (*r >= h || *q >= w)
+                {
+                    return Err(bad(format!("position [{r}, {q}] is outside its {h}x{w} map")));
+                }
+                capture.push(id);
+                Some(id)
+            }
+            None => None,
+        };
+        let ad = self.device.clone().autodiff();
+        let input = images.to_device(&self.device).autodiff();
+        let input = if request.wrt_input { input.require_grad() } else { input };
+        let probes: Vec<(NodeId, Tensor<4>)> =
+            wrt.iter().map(|&id| (id, Tensor::zeros(shapes[id], &ad).require_grad())).collect();
+        let mut keep = capture.clone();
+        keep.extend(probes.iter().map(|p| p.0));
+        let spec = RunSpec { rule: Some(request.rule), capture: &capture, probes: &probes, switches: request.switches };
+        let out = run(&self.plan(&keep), input.clone(), &spec);
+        let logits = self.logits_of(out.output);
+        let scalar = match &request.objective {
+            Some(Objective::Logit(c)) => Some((logits.clone() * self.one_hot(c, &ad)).sum()),
+            Some(Objective::Probability(c)) => Some((softmax(logits.clone(), 1) * self.one_hot(c, &ad)).sum()),
+            Some(Objective::Activation { channel, position, .. }) => {
+                let a = out.captured[&objective_layer.expect("set with the objective")].clone();
+                let [n, _, h, w] = a.dims();
+                let a = a.slice([0..n, *channel..channel + 1, 0..h, 0..w]);
+                Some(match position {
+                    Some([r, q]) => a.slice([0..n, 0..1, *r..r + 1, *q..q + 1]).sum(),
+                    None => a.sum(),
+                })
+            }
+            None => None,
+        };
+        let grads = scalar.map(|s| s.backward());
+        let grad_of = |t: &Tensor<4>| -> Tensor<4> {
+            grads
+                .as_ref()
+                .and_then(|g| t.grad(g))
+                .unwrap_or_else(|| Tensor::zeros(t.dims(), &self.device))
+        };
+        let input_grad = request.wrt_input.then(|| grad_of(&input));
+        let mut captured: BTreeMap<String, Tensor<4>> =
+            out.captured.into_iter().map(|(id, t)| (self.name(id), t.detach().inner())).collect();
+        let layers = probes
+            .iter()
+            .map(|(id, probe)| {
+                let name = self.name(*id);
+                let activation = captured.get(&name).cloned().expect("probed layers are captured");
+                (name, LayerGradient { activation, gradient: grad_of(probe) })
+            })
+            .collect();
+        captured.retain(|k, _| request.capture.contains(k));
+        let _ = dims_of(&logits);
+        Ok(Gradients {
+            logits: logits.detach().inner(),
+            input: input_grad,
+            layers,
+            activations: captured,
+            switches: out.switches.into_iter().map(|(id, t)| (self.name(id), t.inner())).collect(),
+        })
+    }
+}

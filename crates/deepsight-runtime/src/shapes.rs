@@ -1,0 +1,92 @@
+//! Shape inference: checks a whole graph against an input size before any tensor is touched, so
+//! a wrong input gives an error naming the layer instead of a panic deep inside a kernel.
+
+use crate::error::{Result, RuntimeError};
+use crate::graph::{Graph, Op, Pool};
+
+fn window_out(input: usize, kernel: usize, stride: usize, pad: [usize; 2], dilation: usize, ceil: bool) -> Option<usize> {
+    let span = dilation * (kernel - 1) + 1;
+    let padded = input + pad[0] + pad[1];
+    if padded < span {
+        return None;
+    }
+    let steps = padded - span;
+    let mut out = if ceil { steps.div_ceil(stride) } else { steps / stride } + 1;
+    // PyTorch: the last window must start inside the input or the left padding.
+    if ceil && (out - 1) * stride >= input + pad[0] {
+        out -= 1;
+    }
+    Some(out)
+}
+
+fn pool_out(p: &Pool, h: usize, w: usize) -> Option<[usize; 2]> {
+    Some([
+        window_out(h, p.kernel[0], p.stride[0], [p.padding[0], p.padding[2]], p.dilation[0], p.ceil_mode)?,
+        window_out(w, p.kernel[1], p.stride[1], [p.padding[1], p.padding[3]], p.dilation[1], p.ceil_mode)?,
+    ])
+}
+
+pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<[usize; 4]>> {
+    let mut shapes: Vec<[usize; 4]> = Vec::with_capacity(graph.nodes().len());
+    for node in graph.nodes() {
+        let fail = |reason: String| RuntimeError::InputShape {
+            got: input.to_vec(),
+            reason: format!("layer '{}' ({}): {reason}", node.name, node.op.kind()),
+        };
+        let x = node.inputs.first().map(|&i| shapes[i]).unwrap_or(input);
+        let [n, c, h, w] = x;
+        let out = match &node.op {
+            Op::Input => {
+                if c != graph.input_channels() {
+                    return Err(fail(format!("expects {} channels, got {c}", graph.input_channels())));
+                }
+                if n == 0 || h == 0 || w == 0 {
+                    return Err(fail("empty batch or image".into()));
+                }
+                x
+            }
+            Op::Conv2d(conv) => {
+                let [o, i, kh, kw] = conv.dims();
+                if c != i * conv.groups {
+                    return Err(fail(format!("expects {} input channels, got {c}", i * conv.groups)));
+                }
+                let p = conv.padding.resolve([h, w], [kh, kw], conv.stride, conv.dilation);
+                let oh = window_out(h, kh, conv.stride[0], [p[0], p[2]], conv.dilation[0], false);
+                let ow = window_out(w, kw, conv.stride[1], [p[1], p[3]], conv.dilation[1], false);
+                match (oh, ow) {
+                    (Some(oh), Some(ow)) => [n, o, oh, ow],
+                    _ => return Err(fail(format!("a {kh}x{kw} kernel does not fit a {h}x{w} input"))),
+                }
+            }
+            Op::BatchNorm(bn) => {
+                if bn.gamma.dims()[0] != c {
+                    return Err(fail(format!("has {} channels, input has {c}", bn.gamma.dims()[0])));
+                }
+                x
+            }
+            Op::MaxPool(p) | Op::AvgPool(p) => match pool_out(p, h, w) {
+                Some([oh, ow]) => [n, c, oh, ow],
+                None => return Err(fail(format!("a {:?} window does not fit a {h}x{w} input", p.kernel))),
+            },
+            Op::GlobalAvgPool => [n, c, 1, 1],
+            Op::Flatten => [n, c * h * w, 1, 1],
+            Op::Linear(l) => {
+                let [out, inp] = l.weight.dims();
+                if c * h * w != inp || h * w != 1 {
+                    return Err(fail(format!("expects {inp} features, got {:?}", [c, h, w])));
+                }
+                [n, out, 1, 1]
+            }
+            Op::Add => {
+                let y = shapes[node.inputs[1]];
+                if x != y {
+                    return Err(fail(format!("adds {x:?} to {y:?}")));
+                }
+                x
+            }
+            Op::Rectifier(_) | Op::Identity => x,
+        };
+        shapes.push(out);
+    }
+    Ok(shapes)
+}
