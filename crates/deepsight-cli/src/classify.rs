@@ -101,7 +101,7 @@ pub fn run(a: Args) -> Result<()> {
 
 fn rows(logits: Tensor<2>) -> Vec<Vec<f32>> {
     let [n, k] = logits.dims();
-    let v: Vec<f32> = logits.into_data().to_vec().expect("f32 logits");
+    let v = deepsight_runtime::to_vec(logits);
     (0..n).map(|i| v[i * k..(i + 1) * k].to_vec()).collect()
 }
 

@@ -51,8 +51,11 @@ pub enum Objective {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GradientRequest {
     pub objective: Option<Objective>,
-    /// How every rectifier passes the gradient back.
+    /// How every rectifier passes the gradient back...
     pub rule: RectifierRule,
+    /// ...except these named rectifiers. Reproduces tools that switch the rule only on some
+    /// rectifiers (Captum hooks `nn.ReLU` modules and misses functional `F.relu` calls).
+    pub rule_overrides: Vec<(String, RectifierRule)>,
     /// Return the gradient with respect to the input.
     pub wrt_input: bool,
     /// Layers whose activation and gradient to return.

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 pub(crate) struct RunSpec<'a> {
     /// `Some(rule)`: an autodiff run whose rectifiers use `rule`; `None`: plain inference.
     pub rule: Option<RectifierRule>,
+    /// Rectifiers whose rule differs from `rule`.
+    pub overrides: &'a [(NodeId, RectifierRule)],
     /// Nodes whose values to return.
     pub capture: &'a [NodeId],
     /// Zero leaves added to node values so that their gradient is the gradient at that node.
@@ -63,7 +65,10 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
             }
             StepOp::Affine { scale, shift } => x() * scale.clone() + shift.clone(),
             StepOp::Rectifier(bounds) => match spec.rule {
-                Some(rule) => rectify(x(), *bounds, rule),
+                Some(rule) => {
+                    let rule = spec.overrides.iter().find(|(id, _)| *id == step.node).map_or(rule, |o| o.1);
+                    rectify(x(), *bounds, rule)
+                }
                 None => match bounds.hi {
                     None => x().clamp_min(bounds.lo),
                     Some(hi) => x().clamp(bounds.lo, hi),

@@ -29,3 +29,8 @@ pub use burn::tensor::{Device, Int, Tensor, TensorData};
 pub fn default_device() -> Device {
     Device::flex()
 }
+
+/// Copies a tensor's values out as `f32`, row-major.
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("converted to f32")
+}

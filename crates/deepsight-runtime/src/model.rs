@@ -25,10 +25,6 @@ pub struct GraphModel {
     plans: Mutex<HashMap<Vec<NodeId>, Arc<Plan>>>,
 }
 
-fn dims_of<const D: usize>(t: &Tensor<D>) -> Vec<usize> {
-    t.dims().to_vec()
-}
-
 impl GraphModel {
     /// Wraps `graph`, checking that it runs on `[1, C, input_size]` images and ends in a flat
     /// vector of class scores.
@@ -141,7 +137,7 @@ impl LayeredClassifier for GraphModel {
             .map(|(node, s)| LayerInfo {
                 name: node.name.clone(),
                 op: node.op.kind(),
-                shape: if s[2] * s[3] == 1 && matches!(node.op, Op::Flatten | Op::Linear(_)) {
+                shape: if s[2] * s[3] == 1 && matches!(node.op, Op::Flatten | Op::Linear(_) | Op::GlobalAvgPool) {
                     vec![s[0], s[1]]
                 } else {
                     s.to_vec()
@@ -204,7 +200,18 @@ impl LayeredClassifier for GraphModel {
             wrt.iter().map(|&id| (id, Tensor::zeros(shapes[id], &ad).require_grad())).collect();
         let mut keep = capture.clone();
         keep.extend(probes.iter().map(|p| p.0));
-        let spec = RunSpec { rule: Some(request.rule), capture: &capture, probes: &probes, switches: request.switches };
+        let overrides: Vec<(NodeId, _)> = request
+            .rule_overrides
+            .iter()
+            .map(|(name, rule)| Ok((self.graph.find(name)?, *rule)))
+            .collect::<Result<_>>()?;
+        let spec = RunSpec {
+            rule: Some(request.rule),
+            overrides: &overrides,
+            capture: &capture,
+            probes: &probes,
+            switches: request.switches,
+        };
         let out = run(&self.plan(&keep), input.clone(), &spec);
         let logits = self.logits_of(out.output);
         let scalar = match &request.objective {
@@ -240,7 +247,6 @@ impl LayeredClassifier for GraphModel {
             })
             .collect();
         captured.retain(|k, _| request.capture.contains(k));
-        let _ = dims_of(&logits);
         Ok(Gradients {
             logits: logits.detach().inner(),
             input: input_grad,
