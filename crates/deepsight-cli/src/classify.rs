@@ -1,5 +1,5 @@
 use crate::model_arg::ModelArgs;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use deepsight_models::{WeightTensor, Weights};
 use deepsight_runtime::{Classifier, Tensor, TensorData};
 use std::path::{Path, PathBuf};
@@ -31,12 +31,23 @@ pub struct Args {
 pub fn read_input_tensor(path: &Path, device: &deepsight_runtime::Device) -> Result<Tensor<4>> {
     let w = Weights::from_safetensors(path)?;
     let Some(t) = w.tensors.get("input") else {
-        bail!("'{}': no tensor named 'input' (found: {:?})", path.display(), w.tensors.keys().collect::<Vec<_>>());
+        bail!(
+            "'{}': no tensor named 'input' (found: {:?})",
+            path.display(),
+            w.tensors.keys().collect::<Vec<_>>()
+        );
     };
     let [n, c, h, wd] = t.shape[..] else {
-        bail!("'{}': tensor 'input' has shape {:?}, expected [N, C, H, W]", path.display(), t.shape);
+        bail!(
+            "'{}': tensor 'input' has shape {:?}, expected [N, C, H, W]",
+            path.display(),
+            t.shape
+        );
     };
-    Ok(Tensor::from_data(TensorData::new(t.data.clone(), [n, c, h, wd]), device))
+    Ok(Tensor::from_data(
+        TensorData::new(t.data.clone(), [n, c, h, wd]),
+        device,
+    ))
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -70,11 +81,18 @@ pub fn run(a: Args) -> Result<()> {
         let mut w = Weights::default();
         w.tensors.insert(
             "logits".into(),
-            WeightTensor { shape: vec![logits.len(), k], data: logits.iter().flatten().copied().collect() },
+            WeightTensor {
+                shape: vec![logits.len(), k],
+                data: logits.iter().flatten().copied().collect(),
+            },
         );
         w.save_safetensors(out)?;
     }
-    let results: Vec<_> = labels.iter().zip(&logits).map(|(l, row)| (l, top_k(row, a.top))).collect();
+    let results: Vec<_> = labels
+        .iter()
+        .zip(&logits)
+        .map(|(l, row)| (l, top_k(row, a.top)))
+        .collect();
     if a.json {
         let v: Vec<_> = results
             .iter()
@@ -86,7 +104,10 @@ pub fn run(a: Args) -> Result<()> {
                 serde_json::json!({"input": label, "top": top})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"model": loaded.description, "results": v}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"model": loaded.description, "results": v}))?
+        );
     } else {
         for (label, top) in results {
             println!("{label}");
@@ -111,5 +132,8 @@ fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32, f32)> {
     let z: f32 = logits.iter().map(|v| (v - max).exp()).sum();
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    idx.into_iter().take(k).map(|i| (i, (logits[i] - max).exp() / z, logits[i])).collect()
+    idx.into_iter()
+        .take(k)
+        .map(|i| (i, (logits[i] - max).exp() / z, logits[i]))
+        .collect()
 }

@@ -1,4 +1,4 @@
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use deepsight_models::pth::read_pth;
 use std::path::PathBuf;
 
@@ -17,6 +17,11 @@ pub fn run(a: Args) -> Result<()> {
     let weights = read_pth(&a.input)?;
     weights.save_safetensors(&a.output)?;
     let params: usize = weights.tensors.values().map(|t| t.data.len()).sum();
-    eprintln!("wrote {} ({} tensors, {} parameters)", a.output.display(), weights.tensors.len(), params);
+    eprintln!(
+        "wrote {} ({} tensors, {} parameters)",
+        a.output.display(),
+        weights.tensors.len(),
+        params
+    );
     Ok(())
 }

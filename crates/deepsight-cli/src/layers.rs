@@ -23,11 +23,25 @@ pub fn run(a: Args) -> Result<()> {
         return Ok(());
     }
     let width = layers.iter().map(|l| l.name.len()).max().unwrap_or(4).max(4);
-    println!("{:width$}  {:16}  {:20}  {:>10}", "name", "op", "output", "params");
+    println!(
+        "{:width$}  {:16}  {:20}  {:>10}",
+        "name", "op", "output", "params"
+    );
     for l in &layers {
-        println!("{:width$}  {:16}  {:20}  {:>10}", l.name, l.op, format!("{:?}", l.shape), l.params);
+        println!(
+            "{:width$}  {:16}  {:20}  {:>10}",
+            l.name,
+            l.op,
+            format!("{:?}", l.shape),
+            l.params
+        );
     }
     let total: usize = layers.iter().map(|l| l.params).sum();
-    println!("{} layers, {} parameters; default CAM layer: {}", layers.len(), total, loaded.model.default_cam_layer().unwrap_or_default());
+    println!(
+        "{} layers, {} parameters; default CAM layer: {}",
+        layers.len(),
+        total,
+        loaded.model.default_cam_layer().unwrap_or_default()
+    );
     Ok(())
 }

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "deepsight", version, about = "Explain what convolutional image classifiers look at.")]
+#[command(
+    name = "deepsight",
+    version,
+    about = "Explain what convolutional image classifiers look at."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,6 +1,6 @@
 //! The `--model` family of arguments, shared by every command.
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use deepsight_models::{Arch, LoadedModel, ModelSource};
 use deepsight_runtime::default_device;
 use std::path::PathBuf;
@@ -21,12 +21,19 @@ pub struct ModelArgs {
 impl ModelArgs {
     pub fn source(&self) -> Result<ModelSource> {
         if let Some(arch) = Arch::from_name(&self.model) {
-            return Ok(ModelSource::Builtin { arch, random_seed: self.random_weights });
+            return Ok(ModelSource::Builtin {
+                arch,
+                random_seed: self.random_weights,
+            });
         }
         let path = PathBuf::from(&self.model);
         if !path.exists() {
             let names: Vec<&str> = Arch::ALL.iter().map(|(_, n)| *n).collect();
-            bail!("--model '{}': neither a built-in model ({}) nor an existing file", self.model, names.join(", "));
+            bail!(
+                "--model '{}': neither a built-in model ({}) nor an existing file",
+                self.model,
+                names.join(", ")
+            );
         }
         let Some(arch) = Arch::from_name(&self.arch) else {
             bail!("--arch '{}': unknown architecture", self.arch);

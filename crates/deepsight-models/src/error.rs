@@ -14,7 +14,9 @@ pub enum ModelError {
     #[error("{0}")]
     Format(String),
     /// A pickle that refers to code: refused, never run.
-    #[error("refusing to load: the pickle refers to '{0}', which is not a tensor record (DeepSight never runs pickled code)")]
+    #[error(
+        "refusing to load: the pickle refers to '{0}', which is not a tensor record (DeepSight never runs pickled code)"
+    )]
     UnsafePickle(String),
     /// A weight the architecture needs but the file lacks, or of the wrong shape.
     #[error("weight '{name}': {reason}")]
@@ -31,7 +33,10 @@ impl ModelError {
     /// Attaches `path` to an error that does not name its file yet.
     pub fn at(self, path: &std::path::Path) -> ModelError {
         match self {
-            ModelError::Format(reason) => ModelError::Invalid { path: path.to_path_buf(), reason },
+            ModelError::Format(reason) => ModelError::Invalid {
+                path: path.to_path_buf(),
+                reason,
+            },
             ModelError::UnsafePickle(g) => ModelError::Invalid {
                 path: path.to_path_buf(),
                 reason: ModelError::UnsafePickle(g).to_string(),

@@ -35,14 +35,23 @@ fn conv_bn_act<W: WeightSource>(
 ) -> Result<NodeId> {
     let x = b.conv(conv, x, spec)?;
     let x = b.bn(bn, x, spec.io[1], BN_EPS)?;
-    if act.is_empty() { Ok(x) } else { b.rectifier(act, x, Bounds::RELU6) }
+    if act.is_empty() {
+        Ok(x)
+    } else {
+        b.rectifier(act, x, Bounds::RELU6)
+    }
 }
 
 /// Builds EfficientNet-Lite0 from its PyTorch state dict.
 pub fn lite0<W: WeightSource>(weights: &W, device: &Device) -> Result<Graph> {
     let same = |io, k, s| ConvSpec::new(io, k, s, Padding::SameUpper);
     let mut b = Builder::new(weights, device);
-    let mut x = conv_bn_act(&mut b, ["_conv_stem", "_bn0", "_stem_act"], 0, same([3, 32], 3, 2))?;
+    let mut x = conv_bn_act(
+        &mut b,
+        ["_conv_stem", "_bn0", "_stem_act"],
+        0,
+        same([3, 32], 3, 2),
+    )?;
     let mut index = 0;
     for &(repeats, k, stride, expand, cin, cout) in &STAGES {
         for r in 0..repeats {
@@ -52,16 +61,35 @@ pub fn lite0<W: WeightSource>(weights: &W, device: &Device) -> Result<Graph> {
             let mid = inp * expand;
             let block_in = x;
             if expand != 1 {
-                x = conv_bn_act(&mut b, [&n("_expand_conv"), &n("_bn0"), &n("_act0")], x, same([inp, mid], 1, 1))?;
+                x = conv_bn_act(
+                    &mut b,
+                    [&n("_expand_conv"), &n("_bn0"), &n("_act0")],
+                    x,
+                    same([inp, mid], 1, 1),
+                )?;
             }
             let dw = same([mid, mid], k, s).groups(mid);
             x = conv_bn_act(&mut b, [&n("_depthwise_conv"), &n("_bn1"), &n("_act1")], x, dw)?;
-            x = conv_bn_act(&mut b, [&n("_project_conv"), &n("_bn2"), ""], x, same([mid, cout], 1, 1))?;
-            x = if s == 1 && inp == cout { b.push(&p, Op::Add, &[x, block_in])? } else { b.push(&p, Op::Identity, &[x])? };
+            x = conv_bn_act(
+                &mut b,
+                [&n("_project_conv"), &n("_bn2"), ""],
+                x,
+                same([mid, cout], 1, 1),
+            )?;
+            x = if s == 1 && inp == cout {
+                b.push(&p, Op::Add, &[x, block_in])?
+            } else {
+                b.push(&p, Op::Identity, &[x])?
+            };
             index += 1;
         }
     }
-    x = conv_bn_act(&mut b, ["_conv_head", "_bn1", "_head_act"], x, same([320, 1280], 1, 1))?;
+    x = conv_bn_act(
+        &mut b,
+        ["_conv_head", "_bn1", "_head_act"],
+        x,
+        same([320, 1280], 1, 1),
+    )?;
     x = b.push("features", Op::Identity, &[x])?;
     x = b.push("_avg_pooling", Op::GlobalAvgPool, &[x])?;
     b.linear("_fc", x, [1280, 1000])?;

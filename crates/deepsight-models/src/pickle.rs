@@ -23,7 +23,11 @@ pub(crate) enum Value {
     /// An allow-listed global, `module.name`.
     Global(String),
     /// A persistent-id record: a tensor storage of `dtype`, found under `key`.
-    Storage { dtype: StorageType, key: String, numel: usize },
+    Storage {
+        dtype: StorageType,
+        key: String,
+        numel: usize,
+    },
     /// A tensor view into a storage.
     Tensor(TensorRecord),
     Mark,
@@ -73,7 +77,10 @@ impl StorageType {
 
     /// Whether the storage holds floating-point numbers (weights), as opposed to counters.
     pub fn is_float(self) -> bool {
-        matches!(self, StorageType::F32 | StorageType::F64 | StorageType::F16 | StorageType::BF16)
+        matches!(
+            self,
+            StorageType::F32 | StorageType::F64 | StorageType::F16 | StorageType::BF16
+        )
     }
 }
 
@@ -101,7 +108,12 @@ fn allowed(global: &str) -> bool {
 
 /// Runs one pickle from `data[*pos..]`, advancing `pos` past its STOP opcode.
 pub(crate) fn unpickle(data: &[u8], pos: &mut usize) -> Result<Value, ModelError> {
-    let mut m = Machine { data, pos: *pos, stack: Vec::new(), memo: HashMap::new() };
+    let mut m = Machine {
+        data,
+        pos: *pos,
+        stack: Vec::new(),
+        memo: HashMap::new(),
+    };
     let v = m.run()?;
     *pos = m.pos;
     Ok(v)
@@ -120,7 +132,11 @@ fn bad(reason: impl Into<String>) -> ModelError {
 
 impl Machine<'_> {
     fn bytes(&mut self, n: usize) -> Result<&[u8], ModelError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| bad("truncated pickle"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| bad("truncated pickle"))?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -139,20 +155,29 @@ impl Machine<'_> {
     }
     fn line(&mut self) -> Result<String, ModelError> {
         let rest = &self.data[self.pos..];
-        let n = rest.iter().position(|&b| b == b'\n').ok_or_else(|| bad("truncated pickle"))?;
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| bad("truncated pickle"))?;
         let s = String::from_utf8_lossy(&rest[..n]).into_owned();
         self.pos += n + 1;
         Ok(s)
     }
     fn string(&mut self, n: usize) -> Result<Value, ModelError> {
         let b = self.bytes(n)?;
-        Ok(Value::Str(String::from_utf8(b.to_vec()).map_err(|_| bad("invalid UTF-8 string in pickle"))?))
+        Ok(Value::Str(
+            String::from_utf8(b.to_vec()).map_err(|_| bad("invalid UTF-8 string in pickle"))?,
+        ))
     }
     fn pop(&mut self) -> Result<Value, ModelError> {
         self.stack.pop().ok_or_else(|| bad("pickle stack underflow"))
     }
     fn pop_mark(&mut self) -> Result<Vec<Value>, ModelError> {
-        let at = self.stack.iter().rposition(|v| *v == Value::Mark).ok_or_else(|| bad("pickle MARK missing"))?;
+        let at = self
+            .stack
+            .iter()
+            .rposition(|v| *v == Value::Mark)
+            .ok_or_else(|| bad("pickle MARK missing"))?;
         let items = self.stack.split_off(at + 1);
         self.stack.pop();
         Ok(items)
@@ -161,13 +186,18 @@ impl Machine<'_> {
         self.stack.last_mut().ok_or_else(|| bad("pickle stack underflow"))
     }
     fn memo_get(&self, k: u32) -> Result<Value, ModelError> {
-        self.memo.get(&k).cloned().ok_or_else(|| bad(format!("pickle memo key {k} missing")))
+        self.memo
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| bad(format!("pickle memo key {k} missing")))
     }
     fn set_items(&mut self, items: Vec<Value>) -> Result<(), ModelError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(bad("odd number of dict items"));
         }
-        let Value::Dict(d) = self.top()? else { return Err(bad("SETITEMS on a non-dict")) };
+        let Value::Dict(d) = self.top()? else {
+            return Err(bad("SETITEMS on a non-dict"));
+        };
         let mut it = items.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
             d.push((k, v));
@@ -349,12 +379,16 @@ impl Machine<'_> {
                 }
                 b'a' => {
                     let v = self.pop()?;
-                    let Value::List(l) = self.top()? else { return Err(bad("APPEND on a non-list")) };
+                    let Value::List(l) = self.top()? else {
+                        return Err(bad("APPEND on a non-list"));
+                    };
                     l.push(v)
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
-                    let Value::List(l) = self.top()? else { return Err(bad("APPENDS on a non-list")) };
+                    let Value::List(l) = self.top()? else {
+                        return Err(bad("APPENDS on a non-list"));
+                    };
                     l.extend(items)
                 }
                 other => return Err(bad(format!("unsupported pickle opcode 0x{other:02x}"))),
@@ -378,19 +412,37 @@ fn usize_list(v: &Value) -> Result<Vec<usize>, ModelError> {
 }
 
 fn persistent(pid: Value) -> Result<Value, ModelError> {
-    let Value::Tuple(items) = pid else { return Err(bad("persistent id is not a tuple")) };
+    let Value::Tuple(items) = pid else {
+        return Err(bad("persistent id is not a tuple"));
+    };
     match items.as_slice() {
-        [Value::Str(kind), Value::Global(ty), Value::Str(key), _location, numel, ..] if kind == "storage" => {
-            let dtype = StorageType::from_global(ty).ok_or_else(|| bad(format!("unknown storage type {ty}")))?;
-            Ok(Value::Storage { dtype, key: key.clone(), numel: as_usize(numel)? })
+        [
+            Value::Str(kind),
+            Value::Global(ty),
+            Value::Str(key),
+            _location,
+            numel,
+            ..,
+        ] if kind == "storage" => {
+            let dtype =
+                StorageType::from_global(ty).ok_or_else(|| bad(format!("unknown storage type {ty}")))?;
+            Ok(Value::Storage {
+                dtype,
+                key: key.clone(),
+                numel: as_usize(numel)?,
+            })
         }
         _ => Err(bad("persistent id is not a tensor storage record")),
     }
 }
 
 fn reduce(func: Value, args: Value) -> Result<Value, ModelError> {
-    let Value::Global(name) = func else { return Err(bad("REDUCE on a non-callable")) };
-    let Value::Tuple(args) = args else { return Err(bad("REDUCE arguments are not a tuple")) };
+    let Value::Global(name) = func else {
+        return Err(bad("REDUCE on a non-callable"));
+    };
+    let Value::Tuple(args) = args else {
+        return Err(bad("REDUCE arguments are not a tuple"));
+    };
     match name.as_str() {
         "collections.OrderedDict" => Ok(Value::Dict(Vec::new())),
         "torch._utils._rebuild_tensor_v2" | "torch._utils._rebuild_tensor" => match args.as_slice() {
@@ -402,7 +454,12 @@ fn reduce(func: Value, args: Value) -> Result<Value, ModelError> {
                     size: usize_list(size)?,
                     stride: usize_list(stride)?,
                 };
-                let extent = record.size.iter().zip(&record.stride).map(|(s, t)| s.saturating_sub(1) * t).sum::<usize>();
+                let extent = record
+                    .size
+                    .iter()
+                    .zip(&record.stride)
+                    .map(|(s, t)| s.saturating_sub(1) * t)
+                    .sum::<usize>();
                 if record.size.iter().all(|&s| s > 0) && record.offset + extent >= *numel {
                     return Err(bad(format!("tensor view exceeds its storage '{key}'")));
                 }
@@ -410,9 +467,10 @@ fn reduce(func: Value, args: Value) -> Result<Value, ModelError> {
             }
             _ => Err(bad("malformed tensor record")),
         },
-        "torch._utils._rebuild_parameter" | "torch.nn.parameter.Parameter" => {
-            args.into_iter().next().ok_or_else(|| bad("malformed parameter record"))
-        }
+        "torch._utils._rebuild_parameter" | "torch.nn.parameter.Parameter" => args
+            .into_iter()
+            .next()
+            .ok_or_else(|| bad("malformed parameter record")),
         other => Err(ModelError::UnsafePickle(other.to_string())),
     }
 }

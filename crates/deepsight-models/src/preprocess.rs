@@ -1,7 +1,7 @@
 //! Preprocessing presets: how an image file becomes the tensor a model expects.
 
 use crate::error::{ModelError, Result};
-use crate::resample::{resize_rgb8, Filter};
+use crate::resample::{Filter, resize_rgb8};
 use deepsight_runtime::{Device, Tensor, TensorData};
 use std::path::Path;
 
@@ -12,7 +12,11 @@ pub enum Resize {
     Exact { size: [usize; 2], filter: Filter },
     /// Shorter side to `shorter` (aspect kept), then a centre crop of `crop` (torchvision's
     /// `Resize(256)` + `CenterCrop(224)`).
-    ShorterThenCrop { shorter: usize, crop: [usize; 2], filter: Filter },
+    ShorterThenCrop {
+        shorter: usize,
+        crop: [usize; 2],
+        filter: Filter,
+    },
 }
 
 /// A preprocessing pipeline: decode to RGB, resize, then `(pixel - mean) / std` per channel, with
@@ -40,12 +44,19 @@ impl Preset {
     pub fn pipeline(self) -> Preprocess {
         match self {
             Preset::EfficientNetLite => Preprocess {
-                resize: Resize::Exact { size: [224, 224], filter: Filter::Bicubic },
+                resize: Resize::Exact {
+                    size: [224, 224],
+                    filter: Filter::Bicubic,
+                },
                 mean: [127.0; 3],
                 std: [128.0; 3],
             },
             Preset::TorchvisionImagenet => Preprocess {
-                resize: Resize::ShorterThenCrop { shorter: 256, crop: [224, 224], filter: Filter::Bilinear },
+                resize: Resize::ShorterThenCrop {
+                    shorter: 256,
+                    crop: [224, 224],
+                    filter: Filter::Bilinear,
+                },
                 mean: [0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0],
                 std: [0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0],
             },
@@ -63,8 +74,14 @@ pub struct RgbImage {
 
 /// Decodes any format the `image` crate reads into RGB8.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
-    decode_rgb(&bytes).map_err(|reason| ModelError::Image { path: path.into(), reason })
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        path: path.into(),
+        source,
+    })?;
+    decode_rgb(&bytes).map_err(|reason| ModelError::Image {
+        path: path.into(),
+        reason,
+    })
 }
 
 /// Decodes image bytes into RGB8.
@@ -72,7 +89,11 @@ pub fn decode_rgb(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
     let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
     let rgb = img.to_rgb8();
     let (w, h) = rgb.dimensions();
-    Ok(RgbImage { width: w as usize, height: h as usize, pixels: rgb.into_raw() })
+    Ok(RgbImage {
+        width: w as usize,
+        height: h as usize,
+        pixels: rgb.into_raw(),
+    })
 }
 
 impl Preprocess {
@@ -92,9 +113,17 @@ impl Preprocess {
                 height: h,
                 pixels: resize_rgb8(&img.pixels, img.width, img.height, w, h, filter),
             },
-            Resize::ShorterThenCrop { shorter, crop: [ch, cw], filter } => {
+            Resize::ShorterThenCrop {
+                shorter,
+                crop: [ch, cw],
+                filter,
+            } => {
                 let (w, h) = (img.width, img.height);
-                let (nw, nh) = if w <= h { (shorter, shorter * h / w) } else { (shorter * w / h, shorter) };
+                let (nw, nh) = if w <= h {
+                    (shorter, shorter * h / w)
+                } else {
+                    (shorter * w / h, shorter)
+                };
                 let resized = resize_rgb8(&img.pixels, w, h, nw, nh, filter);
                 let top = ((nh.saturating_sub(ch)) as f64 / 2.0).round() as usize;
                 let left = ((nw.saturating_sub(cw)) as f64 / 2.0).round() as usize;
@@ -103,7 +132,11 @@ impl Preprocess {
                     let row = (top + y) * nw * 3;
                     pixels.extend_from_slice(&resized[row + left * 3..row + (left + cw.min(nw)) * 3]);
                 }
-                RgbImage { width: cw.min(nw), height: ch.min(nh), pixels }
+                RgbImage {
+                    width: cw.min(nw),
+                    height: ch.min(nh),
+                    pixels,
+                }
             }
         }
     }
@@ -127,6 +160,9 @@ impl Preprocess {
         for p in paths {
             data.extend(self.normalise(&self.resize(&load_rgb(p)?)));
         }
-        Ok(Tensor::from_data(TensorData::new(data, [paths.len(), 3, h, w]), device))
+        Ok(Tensor::from_data(
+            TensorData::new(data, [paths.len(), 3, h, w]),
+            device,
+        ))
     }
 }

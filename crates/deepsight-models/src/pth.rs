@@ -7,7 +7,7 @@
 //! `num_batches_tracked`) are not weights and are skipped.
 
 use crate::error::{ModelError, Result};
-use crate::pickle::{unpickle, StorageType, TensorRecord, Value};
+use crate::pickle::{StorageType, TensorRecord, Value, unpickle};
 use crate::weights::{WeightTensor, Weights};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -17,7 +17,10 @@ const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 
 
 /// Reads a `.pth` file.
 pub fn read_pth(path: &Path) -> Result<Weights> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        path: path.into(),
+        source,
+    })?;
     parse_pth(&bytes).map_err(|e| e.at(path))
 }
 
@@ -54,11 +57,17 @@ fn parse_legacy(bytes: &[u8]) -> Result<Weights> {
     }
     let mut storages: HashMap<String, &[u8]> = HashMap::new();
     for key in keys {
-        let Value::Str(key) = key else { return Err(fmt("storage key is not a string")) };
+        let Value::Str(key) = key else {
+            return Err(fmt("storage key is not a string"));
+        };
         let elem = dtypes.get(key.as_str()).map_or(1, |d| d.size());
-        let header = bytes.get(pos..pos + 8).ok_or_else(|| fmt(format!("truncated at storage '{key}'")))?;
+        let header = bytes
+            .get(pos..pos + 8)
+            .ok_or_else(|| fmt(format!("truncated at storage '{key}'")))?;
         let numel = u64::from_le_bytes(header.try_into().expect("8 bytes")) as usize;
-        let len = numel.checked_mul(elem).ok_or_else(|| fmt("storage size overflows"))?;
+        let len = numel
+            .checked_mul(elem)
+            .ok_or_else(|| fmt("storage size overflows"))?;
         let data = bytes
             .get(pos + 8..pos + 8 + len)
             .ok_or_else(|| fmt(format!("truncated: storage '{key}' needs {len} bytes")))?;
@@ -73,12 +82,16 @@ fn parse_zip(bytes: &[u8]) -> Result<Weights> {
     let bad = |e: zip::result::ZipError| fmt(format!("broken zip archive: {e}"));
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(bad)?;
     let names: Vec<String> = archive.file_names().map(str::to_string).collect();
-    let pkl = names.iter().find(|n| n.ends_with("data.pkl")).ok_or_else(|| fmt("no data.pkl in the archive"))?;
+    let pkl = names
+        .iter()
+        .find(|n| n.ends_with("data.pkl"))
+        .ok_or_else(|| fmt("no data.pkl in the archive"))?;
     let prefix = pkl.trim_end_matches("data.pkl").to_string();
     let mut read = |name: &str| -> Result<Vec<u8>> {
         let mut f = archive.by_name(name).map_err(bad)?;
         let mut v = Vec::new();
-        f.read_to_end(&mut v).map_err(|e| fmt(format!("reading '{name}': {e}")))?;
+        f.read_to_end(&mut v)
+            .map_err(|e| fmt(format!("reading '{name}': {e}")))?;
         Ok(v)
     };
     let pickle = read(pkl)?;
@@ -95,7 +108,9 @@ fn parse_zip(bytes: &[u8]) -> Result<Weights> {
 
 /// The `name -> tensor record` pairs of a state dict (or of `{"state_dict": ...}`).
 fn state_dict(root: Value) -> Result<BTreeMap<String, TensorRecord>> {
-    let Value::Dict(items) = root else { return Err(fmt("the pickle holds no state dict")) };
+    let Value::Dict(items) = root else {
+        return Err(fmt("the pickle holds no state dict"));
+    };
     if let [(Value::Str(k), inner @ Value::Dict(_))] = items.as_slice()
         && (k == "state_dict" || k == "model")
     {
@@ -130,7 +145,9 @@ fn build(records: BTreeMap<String, TensorRecord>, storages: &HashMap<String, &[u
         if !r.dtype.is_float() {
             continue;
         }
-        let raw = storages.get(&r.key).ok_or_else(|| fmt(format!("storage of '{name}' is missing")))?;
+        let raw = storages
+            .get(&r.key)
+            .ok_or_else(|| fmt(format!("storage of '{name}' is missing")))?;
         let elem = r.dtype.size();
         let numel: usize = r.size.iter().product();
         let mut data = Vec::with_capacity(numel);

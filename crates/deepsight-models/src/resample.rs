@@ -49,8 +49,9 @@ fn coefficients(input: usize, output: usize, filter: Filter) -> Vec<(usize, Vec<
             let center = (xx as f64 + 0.5) * scale;
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
             let xmax = ((center + support + 0.5) as i64).min(input as i64) as usize;
-            let raw: Vec<f64> =
-                (xmin..xmax).map(|x| filter.weight((x as f64 - center + 0.5) / filterscale)).collect();
+            let raw: Vec<f64> = (xmin..xmax)
+                .map(|x| filter.weight((x as f64 - center + 0.5) / filterscale))
+                .collect();
             let total: f64 = raw.iter().sum();
             let fixed = raw
                 .iter()

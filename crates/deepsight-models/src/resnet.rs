@@ -12,22 +12,54 @@ use deepsight_runtime::{Bounds, Device, Graph, NodeId, Op, Padding, Pool};
 
 const EPS: f64 = 1e-5;
 
-fn conv_bn<W: WeightSource>(b: &mut Builder<W>, [conv, bn]: [&str; 2], x: NodeId, spec: ConvSpec) -> Result<NodeId> {
+fn conv_bn<W: WeightSource>(
+    b: &mut Builder<W>,
+    [conv, bn]: [&str; 2],
+    x: NodeId,
+    spec: ConvSpec,
+) -> Result<NodeId> {
     let x = b.conv(conv, x, spec)?;
     b.bn(bn, x, spec.io[1], EPS)
 }
 
-fn bottleneck<W: WeightSource>(b: &mut Builder<W>, p: &str, x: NodeId, cin: usize, width: usize, stride: usize) -> Result<NodeId> {
+fn bottleneck<W: WeightSource>(
+    b: &mut Builder<W>,
+    p: &str,
+    x: NodeId,
+    cin: usize,
+    width: usize,
+    stride: usize,
+) -> Result<NodeId> {
     let n = |s: &str| format!("{p}.{s}");
     let out = width * 4;
     let pad = Padding::symmetric;
-    let mut y = conv_bn(b, [&n("conv1"), &n("bn1")], x, ConvSpec::new([cin, width], 1, 1, pad(0)))?;
+    let mut y = conv_bn(
+        b,
+        [&n("conv1"), &n("bn1")],
+        x,
+        ConvSpec::new([cin, width], 1, 1, pad(0)),
+    )?;
     y = b.rectifier(&n("relu1"), y, Bounds::RELU)?;
-    y = conv_bn(b, [&n("conv2"), &n("bn2")], y, ConvSpec::new([width, width], 3, stride, pad(1)))?;
+    y = conv_bn(
+        b,
+        [&n("conv2"), &n("bn2")],
+        y,
+        ConvSpec::new([width, width], 3, stride, pad(1)),
+    )?;
     y = b.rectifier(&n("relu2"), y, Bounds::RELU)?;
-    y = conv_bn(b, [&n("conv3"), &n("bn3")], y, ConvSpec::new([width, out], 1, 1, pad(0)))?;
+    y = conv_bn(
+        b,
+        [&n("conv3"), &n("bn3")],
+        y,
+        ConvSpec::new([width, out], 1, 1, pad(0)),
+    )?;
     let skip = if stride != 1 || cin != out {
-        conv_bn(b, [&n("downsample.0"), &n("downsample.1")], x, ConvSpec::new([cin, out], 1, stride, pad(0)))?
+        conv_bn(
+            b,
+            [&n("downsample.0"), &n("downsample.1")],
+            x,
+            ConvSpec::new([cin, out], 1, stride, pad(0)),
+        )?
     } else {
         x
     };
@@ -38,9 +70,21 @@ fn bottleneck<W: WeightSource>(b: &mut Builder<W>, p: &str, x: NodeId, cin: usiz
 /// Builds torchvision's ResNet-50 for `classes` classes.
 pub fn resnet50<W: WeightSource>(weights: &W, device: &Device, classes: usize) -> Result<Graph> {
     let mut b = Builder::new(weights, device);
-    let mut x = conv_bn(&mut b, ["conv1", "bn1"], 0, ConvSpec::new([3, 64], 7, 2, Padding::symmetric(3)))?;
+    let mut x = conv_bn(
+        &mut b,
+        ["conv1", "bn1"],
+        0,
+        ConvSpec::new([3, 64], 7, 2, Padding::symmetric(3)),
+    )?;
     x = b.rectifier("relu", x, Bounds::RELU)?;
-    let pool = Pool { kernel: [3, 3], stride: [2, 2], padding: [1; 4], dilation: [1, 1], ceil_mode: false, count_include_pad: true };
+    let pool = Pool {
+        kernel: [3, 3],
+        stride: [2, 2],
+        padding: [1; 4],
+        dilation: [1, 1],
+        ceil_mode: false,
+        count_include_pad: true,
+    };
     x = b.push("maxpool", Op::MaxPool(pool), &[x])?;
     let mut cin = 64;
     for (stage, (blocks, width)) in [(3, 64), (4, 128), (6, 256), (3, 512)].into_iter().enumerate() {

@@ -37,11 +37,17 @@ impl WeightSource for RandomWeights {
         let n: usize = shape.iter().product();
         let constant = |v: f32| Ok(Tensor::from_data(TensorData::new(vec![v; n], shape), device));
         if D == 1 {
-            return if name.ends_with("running_var") || name.ends_with(".weight") { constant(1.0) } else { constant(0.0) };
+            return if name.ends_with("running_var") || name.ends_with(".weight") {
+                constant(1.0)
+            } else {
+                constant(0.0)
+            };
         }
         let fan_in: usize = shape[1..].iter().product();
         let bound = (6.0 / fan_in as f64).sqrt();
-        let mut state = name.bytes().fold(self.seed ^ 0xcbf29ce484222325, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+        let mut state = name.bytes().fold(self.seed ^ 0xcbf29ce484222325, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
         let data: Vec<f32> = (0..n)
             .map(|_| {
                 let u = (splitmix(&mut state) >> 11) as f64 / (1u64 << 53) as f64;

@@ -7,7 +7,9 @@ use crate::source::WeightSource;
 use deepsight_runtime::{Bounds, Device, Graph, Op, Padding, Pool};
 
 /// Configuration "D": channel counts, 0 for a 2x2 max-pool.
-const VGG16: [usize; 18] = [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0];
+const VGG16: [usize; 18] = [
+    64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
+];
 
 /// Builds torchvision's VGG-16 (without BatchNorm) for `classes` classes; the adaptive 7x7
 /// average pool is exact for 224x224 inputs, where it is the identity.
@@ -18,11 +20,22 @@ pub fn vgg16<W: WeightSource>(weights: &W, device: &Device, classes: usize) -> R
     let mut i = 0;
     for &c in &VGG16 {
         if c == 0 {
-            let pool = Pool { kernel: [2, 2], stride: [2, 2], padding: [0; 4], dilation: [1, 1], ceil_mode: false, count_include_pad: true };
+            let pool = Pool {
+                kernel: [2, 2],
+                stride: [2, 2],
+                padding: [0; 4],
+                dilation: [1, 1],
+                ceil_mode: false,
+                count_include_pad: true,
+            };
             x = b.push(&format!("features.{i}"), Op::MaxPool(pool), &[x])?;
             i += 1;
         } else {
-            x = b.conv(&format!("features.{i}"), x, ConvSpec::new([cin, c], 3, 1, Padding::symmetric(1)).bias())?;
+            x = b.conv(
+                &format!("features.{i}"),
+                x,
+                ConvSpec::new([cin, c], 3, 1, Padding::symmetric(1)).bias(),
+            )?;
             x = b.rectifier(&format!("features.{}", i + 1), x, Bounds::RELU)?;
             cin = c;
             i += 2;

@@ -21,7 +21,10 @@ pub struct Weights {
 impl Weights {
     /// Reads a `.safetensors` file (F32, F64, F16 and BF16 tensors; integer tensors are skipped).
     pub fn from_safetensors(path: &Path) -> Result<Weights> {
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: path.into(),
+            source,
+        })?;
         Self::from_safetensors_bytes(&bytes).map_err(|e| e.at(path))
     }
 
@@ -34,10 +37,14 @@ impl Weights {
         for (name, view) in st.tensors() {
             let raw = view.data();
             let data: Vec<f32> = match view.dtype() {
-                Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect(),
-                Dtype::F64 => {
-                    raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8")) as f32).collect()
-                }
+                Dtype::F32 => raw
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                    .collect(),
+                Dtype::F64 => raw
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("8")) as f32)
+                    .collect(),
                 Dtype::F16 => raw
                     .chunks_exact(2)
                     .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
@@ -48,7 +55,13 @@ impl Weights {
                     .collect(),
                 _ => continue,
             };
-            tensors.insert(name.to_string(), WeightTensor { shape: view.shape().to_vec(), data });
+            tensors.insert(
+                name.to_string(),
+                WeightTensor {
+                    shape: view.shape().to_vec(),
+                    data,
+                },
+            );
         }
         Ok(Weights { tensors })
     }
@@ -65,8 +78,9 @@ impl Weights {
             .tensors
             .iter()
             .map(|(k, t)| {
-                let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), &bytes[k])
-                    .map_err(|e| ModelError::Format(format!("tensor '{k}': {e}")))?;
+                let view =
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), &bytes[k])
+                        .map_err(|e| ModelError::Format(format!("tensor '{k}': {e}")))?;
                 Ok((k, view))
             })
             .collect::<Result<_>>()?;
@@ -90,7 +104,12 @@ impl Weights {
     }
 
     /// `name` as a rank-`D` tensor on `device`, checked against `shape`.
-    pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D], device: &Device) -> Result<Tensor<D>> {
+    pub fn tensor<const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        device: &Device,
+    ) -> Result<Tensor<D>> {
         let t = self.get(name, &shape)?;
         Ok(Tensor::from_data(TensorData::new(t.data.clone(), shape), device))
     }

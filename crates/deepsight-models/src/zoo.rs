@@ -29,11 +29,19 @@ pub enum Arch {
 
 impl Arch {
     /// Every built-in, with its CLI name.
-    pub const ALL: [(Arch, &'static str); 3] = [(Arch::Lite0, "lite0"), (Arch::Resnet50, "resnet50"), (Arch::Vgg16, "vgg16")];
+    pub const ALL: [(Arch, &'static str); 3] = [
+        (Arch::Lite0, "lite0"),
+        (Arch::Resnet50, "resnet50"),
+        (Arch::Vgg16, "vgg16"),
+    ];
 
     /// The CLI name.
     pub fn name(self) -> &'static str {
-        Arch::ALL.iter().find(|(a, _)| *a == self).map(|(_, n)| *n).expect("every arch is listed")
+        Arch::ALL
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map(|(_, n)| *n)
+            .expect("every arch is listed")
     }
 
     /// Parses a CLI name.
@@ -83,7 +91,15 @@ pub enum ModelSource {
 pub fn imagenet_classes() -> Vec<String> {
     IMAGENET_SYNSETS
         .lines()
-        .map(|l| l.split_once(' ').map_or(l, |(_, names)| names).split(',').next().unwrap_or("").trim().to_string())
+        .map(|l| {
+            l.split_once(' ')
+                .map_or(l, |(_, names)| names)
+                .split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
         .collect()
 }
 
@@ -104,16 +120,31 @@ impl ModelSource {
     /// Loads the model on `device`.
     pub fn load(&self, device: &Device) -> Result<LoadedModel> {
         let (arch, graph, description) = match self {
-            ModelSource::Builtin { arch, random_seed: Some(seed) } => {
-                (*arch, arch.graph(&RandomWeights { seed: *seed }, device)?, format!("{} (random weights, seed {seed})", arch.name()))
-            }
-            ModelSource::Builtin { arch: Arch::Lite0, random_seed: None } => {
-                (Arch::Lite0, lite0::lite0(&lite0_weights(), device)?, "lite0 (EfficientNet-Lite0, ImageNet-1k)".into())
-            }
-            ModelSource::Builtin { arch, random_seed: None } => {
+            ModelSource::Builtin {
+                arch,
+                random_seed: Some(seed),
+            } => (
+                *arch,
+                arch.graph(&RandomWeights { seed: *seed }, device)?,
+                format!("{} (random weights, seed {seed})", arch.name()),
+            ),
+            ModelSource::Builtin {
+                arch: Arch::Lite0,
+                random_seed: None,
+            } => (
+                Arch::Lite0,
+                lite0::lite0(&lite0_weights(), device)?,
+                "lite0 (EfficientNet-Lite0, ImageNet-1k)".into(),
+            ),
+            ModelSource::Builtin {
+                arch,
+                random_seed: None,
+            } => {
                 return Err(ModelError::Weight {
                     name: arch.name().into(),
-                    reason: "no weights ship for this architecture: pass a weight file (torchvision state dict)".into(),
+                    reason:
+                        "no weights ship for this architecture: pass a weight file (torchvision state dict)"
+                            .into(),
                 });
             }
             ModelSource::File { arch, path } => {
@@ -124,6 +155,11 @@ impl ModelSource {
         };
         let preset = arch.preset();
         let model = GraphModel::new(graph, preset.pipeline().size(), device.clone())?;
-        Ok(LoadedModel { model, preset, class_names: imagenet_classes(), description })
+        Ok(LoadedModel {
+            model,
+            preset,
+            class_names: imagenet_classes(),
+            description,
+        })
     }
 }

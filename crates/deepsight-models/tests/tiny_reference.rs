@@ -7,14 +7,22 @@ mod common;
 use common::*;
 use deepsight_models::Weights;
 use deepsight_runtime::{
-    default_device, to_vec, Classifier, GradientRequest, GraphModel, LayeredClassifier, Objective, RectifierRule,
+    Classifier, GradientRequest, GraphModel, LayeredClassifier, Objective, RectifierRule, default_device,
+    to_vec,
 };
 
 fn load(name: &str) -> (GraphModel, Weights) {
     let device = default_device();
     let w = fixture(&format!("{name}.weights.safetensors"));
-    let g = if name == "tiny_vgg" { tiny_vgg(&w, &device) } else { tiny_resnet(&w, &device) };
-    (GraphModel::new(g, [64, 64], device).unwrap(), fixture(&format!("{name}.safetensors")))
+    let g = if name == "tiny_vgg" {
+        tiny_vgg(&w, &device)
+    } else {
+        tiny_resnet(&w, &device)
+    };
+    (
+        GraphModel::new(g, [64, 64], device).unwrap(),
+        fixture(&format!("{name}.safetensors")),
+    )
 }
 
 fn input_gradient(name: &str, rule: RectifierRule) -> (Vec<f32>, Weights) {
@@ -24,7 +32,10 @@ fn input_gradient(name: &str, rule: RectifierRule) -> (Vec<f32>, Weights) {
     if name == "tiny_resnet" {
         // The reference model computes the rectifier after each residual add with `F.relu`, which
         // Captum's module hooks do not see: there the gradient passes by the plain rule.
-        req.rule_overrides = vec![("layer1".into(), RectifierRule::Plain), ("layer2".into(), RectifierRule::Plain)];
+        req.rule_overrides = vec![
+            ("layer1".into(), RectifierRule::Plain),
+            ("layer2".into(), RectifierRule::Plain),
+        ];
     }
     let g = model.gradients(x, &req).unwrap();
     (to_vec(g.input.unwrap()), fx)
@@ -32,7 +43,10 @@ fn input_gradient(name: &str, rule: RectifierRule) -> (Vec<f32>, Weights) {
 
 fn check(name: &str, ours: &[f32], reference: &[f32], what: &str) {
     let diff = max_abs_diff(ours, reference);
-    println!("{name} {what}: max abs diff {diff:e}, max |ref| {:e}", max_abs(reference));
+    println!(
+        "{name} {what}: max abs diff {diff:e}, max |ref| {:e}",
+        max_abs(reference)
+    );
     assert!(diff <= 1e-5, "{name} {what}: max abs diff {diff}");
 }
 
@@ -41,7 +55,12 @@ fn logits_match() {
     for name in ["tiny_vgg", "tiny_resnet"] {
         let (model, fx) = load(name);
         let x = tensor4(&fx, "input", &model.device());
-        check(name, &to_vec(model.logits(x).unwrap()), &values(&fx, "logits"), "logits");
+        check(
+            name,
+            &to_vec(model.logits(x).unwrap()),
+            &values(&fx, "logits"),
+            "logits",
+        );
     }
 }
 

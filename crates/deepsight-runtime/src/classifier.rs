@@ -44,7 +44,11 @@ pub enum Objective {
     Probability(Vec<usize>),
     /// Activation of one channel of a layer (the same channel for every image): summed over the
     /// feature map, or taken at one `[row, col]` position.
-    Activation { layer: String, channel: usize, position: Option<[usize; 2]> },
+    Activation {
+        layer: String,
+        channel: usize,
+        position: Option<[usize; 2]>,
+    },
 }
 
 /// What a gradient pass computes.
@@ -69,7 +73,12 @@ pub struct GradientRequest {
 impl GradientRequest {
     /// The gradient of `objective` with respect to the input, under `rule`.
     pub fn input(objective: Objective, rule: RectifierRule) -> Self {
-        GradientRequest { objective: Some(objective), rule, wrt_input: true, ..Default::default() }
+        GradientRequest {
+            objective: Some(objective),
+            rule,
+            wrt_input: true,
+            ..Default::default()
+        }
     }
 }
 

@@ -14,7 +14,11 @@ pub enum RuntimeError {
     ClassIndex { index: usize, num_classes: usize },
     /// A target list whose length does not match the batch.
     #[error("{what}: got {got} entries for a batch of {batch}")]
-    BatchMismatch { what: &'static str, got: usize, batch: usize },
+    BatchMismatch {
+        what: &'static str,
+        got: usize,
+        batch: usize,
+    },
     /// A channel or position outside a layer's activation.
     #[error("layer '{layer}': {reason}")]
     LayerIndex { layer: String, reason: String },

@@ -3,7 +3,7 @@
 
 use crate::graph::{NodeId, Padding};
 use crate::plan::{Plan, StepOp};
-use crate::rectifier::{rectify, RectifierRule};
+use crate::rectifier::{RectifierRule, rectify};
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d, max_pool2d_with_indices};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Int, Tensor};
@@ -42,9 +42,13 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
     let mut input = Some(input);
     let take = |values: &mut Vec<Option<Tensor<4>>>, id: NodeId, step: usize| -> Tensor<4> {
         if plan.last_use[id] == step {
-            values[id].take().expect("plan order guarantees inputs are computed")
+            values[id]
+                .take()
+                .expect("plan order guarantees inputs are computed")
         } else {
-            values[id].clone().expect("plan order guarantees inputs are computed")
+            values[id]
+                .clone()
+                .expect("plan order guarantees inputs are computed")
         }
     };
     for (s, step) in plan.steps.iter().enumerate() {
@@ -52,7 +56,14 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
         let mut x = || args.next().expect("arity checked when the graph was built");
         let y = match &step.op {
             StepOp::Input => input.take().expect("one input node"),
-            StepOp::Conv { weight, bias, stride, dilation, groups, padding } => {
+            StepOp::Conv {
+                weight,
+                bias,
+                stride,
+                dilation,
+                groups,
+                padding,
+            } => {
                 let x = x();
                 let [_, _, h, w] = x.dims();
                 let [_, _, kh, kw] = weight.dims();
@@ -60,13 +71,22 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
                     Padding::Explicit(p) => *p,
                     same => same.resolve([h, w], [kh, kw], *stride, *dilation),
                 };
-                let opts = ConvOptions { stride: *stride, padding: pad_pairs(pads), dilation: *dilation, groups: *groups };
+                let opts = ConvOptions {
+                    stride: *stride,
+                    padding: pad_pairs(pads),
+                    dilation: *dilation,
+                    groups: *groups,
+                };
                 conv2d(x, weight.clone(), bias.clone(), opts)
             }
             StepOp::Affine { scale, shift } => x() * scale.clone() + shift.clone(),
             StepOp::Rectifier(bounds) => match spec.rule {
                 Some(rule) => {
-                    let rule = spec.overrides.iter().find(|(id, _)| *id == step.node).map_or(rule, |o| o.1);
+                    let rule = spec
+                        .overrides
+                        .iter()
+                        .find(|(id, _)| *id == step.node)
+                        .map_or(rule, |o| o.1);
                     rectify(x(), *bounds, rule)
                 }
                 None => match bounds.hi {
@@ -135,6 +155,12 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
         }
         values[step.node] = Some(y);
     }
-    let output = values[plan.output].take().expect("the output node is computed last");
-    RunOutput { output, captured, switches }
+    let output = values[plan.output]
+        .take()
+        .expect("the output node is computed last");
+    RunOutput {
+        output,
+        captured,
+        switches,
+    }
 }

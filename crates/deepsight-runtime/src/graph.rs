@@ -28,13 +28,20 @@ impl Padding {
     }
 
     /// `[top, left, bottom, right]` for an input of `[h, w]`.
-    pub fn resolve(self, input: [usize; 2], kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2]) -> [usize; 4] {
+    pub fn resolve(
+        self,
+        input: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+    ) -> [usize; 4] {
         match self {
             Padding::Explicit(p) => p,
             Padding::SameUpper => {
                 let total = |i: usize| {
                     let out = input[i].div_ceil(stride[i]);
-                    ((out.saturating_sub(1)) * stride[i] + (kernel[i] - 1) * dilation[i] + 1).saturating_sub(input[i])
+                    ((out.saturating_sub(1)) * stride[i] + (kernel[i] - 1) * dilation[i] + 1)
+                        .saturating_sub(input[i])
                 };
                 let (th, tw) = (total(0), total(1));
                 [th / 2, tw / 2, th - th / 2, tw - tw / 2]
@@ -101,6 +108,8 @@ pub struct Pool {
 }
 
 /// One operation of the graph.
+// A graph holds a few hundred nodes built once: boxing the weight-bearing variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Op {
     /// The image batch.
@@ -185,7 +194,11 @@ impl Graph {
         let mut index = HashMap::new();
         index.insert(name.to_string(), 0);
         Graph {
-            nodes: vec![Node { name: name.to_string(), op: Op::Input, inputs: vec![] }],
+            nodes: vec![Node {
+                name: name.to_string(),
+                op: Op::Input,
+                inputs: vec![],
+            }],
             index,
             input_channels: channels,
         }
@@ -194,19 +207,31 @@ impl Graph {
     /// Appends `op` reading `inputs`; checks the name is new and the inputs exist.
     pub fn push(&mut self, name: impl Into<String>, op: Op, inputs: &[NodeId]) -> Result<NodeId> {
         let name = name.into();
-        let invalid = |reason: String| RuntimeError::InvalidGraph { node: name.clone(), reason };
+        let invalid = |reason: String| RuntimeError::InvalidGraph {
+            node: name.clone(),
+            reason,
+        };
         if self.index.contains_key(&name) {
             return Err(invalid("a node of this name already exists".into()));
         }
         if inputs.len() != op.arity() {
-            return Err(invalid(format!("{} takes {} inputs, got {}", op.kind(), op.arity(), inputs.len())));
+            return Err(invalid(format!(
+                "{} takes {} inputs, got {}",
+                op.kind(),
+                op.arity(),
+                inputs.len()
+            )));
         }
         if let Some(bad) = inputs.iter().find(|&&i| i >= self.nodes.len()) {
             return Err(invalid(format!("input node #{bad} does not exist yet")));
         }
         let id = self.nodes.len();
         self.index.insert(name.clone(), id);
-        self.nodes.push(Node { name, op, inputs: inputs.to_vec() });
+        self.nodes.push(Node {
+            name,
+            op,
+            inputs: inputs.to_vec(),
+        });
         Ok(id)
     }
 
@@ -227,10 +252,20 @@ impl Graph {
 
     /// The node called `name`, or an error that lists a few real names.
     pub fn find(&self, name: &str) -> Result<NodeId> {
-        self.index.get(name).copied().ok_or_else(|| RuntimeError::UnknownLayer {
-            name: name.to_string(),
-            hint: self.nodes.iter().rev().take(3).map(|n| format!("'{}'", n.name)).collect::<Vec<_>>().join(", "),
-        })
+        self.index
+            .get(name)
+            .copied()
+            .ok_or_else(|| RuntimeError::UnknownLayer {
+                name: name.to_string(),
+                hint: self
+                    .nodes
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .map(|n| format!("'{}'", n.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// Output shape of every node for an input of `[n, c, h, w]`, or an error naming the first

@@ -20,7 +20,7 @@ pub use classifier::{
 pub use error::{Result, RuntimeError};
 pub use graph::{BatchNorm, Conv2d, Graph, Linear, Node, NodeId, Op, Padding, Pool};
 pub use model::GraphModel;
-pub use rectifier::{rectify, Bounds, RectifierRule};
+pub use rectifier::{Bounds, RectifierRule, rectify};
 
 /// burn's tensor type and device, re-exported so users need no direct burn dependency.
 pub use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -32,5 +32,8 @@ pub fn default_device() -> Device {
 
 /// Copies a tensor's values out as `f32`, row-major.
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("converted to f32")
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("converted to f32")
 }

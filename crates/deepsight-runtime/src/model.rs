@@ -4,7 +4,7 @@ use crate::classifier::{
     Capture, Classifier, GradientRequest, Gradients, LayerGradient, LayerInfo, LayeredClassifier, Objective,
 };
 use crate::error::{Result, RuntimeError};
-use crate::exec::{run, RunSpec};
+use crate::exec::{RunSpec, run};
 use crate::graph::{Graph, NodeId, Op};
 use crate::plan::Plan;
 use burn::tensor::activation::softmax;
@@ -63,12 +63,18 @@ impl GraphModel {
     }
 
     fn plan(&self, wanted: &[NodeId]) -> Arc<Plan> {
-        let mut key: Vec<NodeId> =
-            wanted.iter().copied().filter(|&i| matches!(self.graph.nodes()[i].op, Op::Conv2d(_))).collect();
+        let mut key: Vec<NodeId> = wanted
+            .iter()
+            .copied()
+            .filter(|&i| matches!(self.graph.nodes()[i].op, Op::Conv2d(_)))
+            .collect();
         key.sort_unstable();
         key.dedup();
         let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
-        plans.entry(key.clone()).or_insert_with(|| Arc::new(Plan::compile(&self.graph, &key))).clone()
+        plans
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(Plan::compile(&self.graph, &key)))
+            .clone()
     }
 
     fn check_input(&self, images: &Tensor<4>) -> Result<Vec<[usize; 4]>> {
@@ -81,10 +87,17 @@ impl GraphModel {
 
     fn check_classes(&self, classes: &[usize], batch: usize) -> Result<()> {
         if classes.len() != batch {
-            return Err(RuntimeError::BatchMismatch { what: "target classes", got: classes.len(), batch });
+            return Err(RuntimeError::BatchMismatch {
+                what: "target classes",
+                got: classes.len(),
+                batch,
+            });
         }
         match classes.iter().find(|&&c| c >= self.num_classes) {
-            Some(&index) => Err(RuntimeError::ClassIndex { index, num_classes: self.num_classes }),
+            Some(&index) => Err(RuntimeError::ClassIndex {
+                index,
+                num_classes: self.num_classes,
+            }),
             None => Ok(()),
         }
     }
@@ -128,7 +141,12 @@ impl LayeredClassifier for GraphModel {
     fn layers(&self) -> Vec<LayerInfo> {
         let shapes = self
             .graph
-            .infer_shapes([1, self.graph.input_channels(), self.input_size[0], self.input_size[1]])
+            .infer_shapes([
+                1,
+                self.graph.input_channels(),
+                self.input_size[0],
+                self.input_size[1],
+            ])
             .expect("checked when the model was built");
         self.graph
             .nodes()
@@ -137,7 +155,9 @@ impl LayeredClassifier for GraphModel {
             .map(|(node, s)| LayerInfo {
                 name: node.name.clone(),
                 op: node.op.kind(),
-                shape: if s[2] * s[3] == 1 && matches!(node.op, Op::Flatten | Op::Linear(_) | Op::GlobalAvgPool) {
+                shape: if s[2] * s[3] == 1
+                    && matches!(node.op, Op::Flatten | Op::Linear(_) | Op::GlobalAvgPool)
+                {
                     vec![s[0], s[1]]
                 } else {
                     s.to_vec()
@@ -156,12 +176,24 @@ impl LayeredClassifier for GraphModel {
         self.check_input(&images)?;
         let ids: Vec<NodeId> = layers.iter().map(|n| self.graph.find(n)).collect::<Result<_>>()?;
         let images = images.to_device(&self.device);
-        let spec = RunSpec { capture: &ids, switches, ..Default::default() };
+        let spec = RunSpec {
+            capture: &ids,
+            switches,
+            ..Default::default()
+        };
         let out = run(&self.plan(&ids), images, &spec);
         Ok(Capture {
             logits: self.logits_of(out.output),
-            activations: out.captured.into_iter().map(|(id, t)| (self.name(id), t)).collect(),
-            switches: out.switches.into_iter().map(|(id, t)| (self.name(id), t)).collect(),
+            activations: out
+                .captured
+                .into_iter()
+                .map(|(id, t)| (self.name(id), t))
+                .collect(),
+            switches: out
+                .switches
+                .into_iter()
+                .map(|(id, t)| (self.name(id), t))
+                .collect(),
         })
     }
 
@@ -176,12 +208,21 @@ impl LayeredClassifier for GraphModel {
                 self.check_classes(c, batch)?;
                 None
             }
-            Some(Objective::Activation { layer, channel, position }) => {
+            Some(Objective::Activation {
+                layer,
+                channel,
+                position,
+            }) => {
                 let id = self.graph.find(layer)?;
                 let [_, c, h, w] = shapes[id];
-                let bad = |reason: String| RuntimeError::LayerIndex { layer: layer.clone(), reason };
+                let bad = |reason: String| RuntimeError::LayerIndex {
+                    layer: layer.clone(),
+                    reason,
+                };
                 if *channel >= c {
-                    return Err(bad(format!("channel {channel} is out of range: the layer has {c} channels")));
+                    return Err(bad(format!(
+                        "channel {channel} is out of range: the layer has {c} channels"
+                    )));
                 }
                 if let Some([r, q]) = position
                     && (*r >= h || *q >= w)
@@ -195,9 +236,15 @@ impl LayeredClassifier for GraphModel {
         };
         let ad = self.device.clone().autodiff();
         let input = images.to_device(&self.device).autodiff();
-        let input = if request.wrt_input { input.require_grad() } else { input };
-        let probes: Vec<(NodeId, Tensor<4>)> =
-            wrt.iter().map(|&id| (id, Tensor::zeros(shapes[id], &ad).require_grad())).collect();
+        let input = if request.wrt_input {
+            input.require_grad()
+        } else {
+            input
+        };
+        let probes: Vec<(NodeId, Tensor<4>)> = wrt
+            .iter()
+            .map(|&id| (id, Tensor::zeros(shapes[id], &ad).require_grad()))
+            .collect();
         let mut keep = capture.clone();
         keep.extend(probes.iter().map(|p| p.0));
         let overrides: Vec<(NodeId, _)> = request
@@ -216,8 +263,12 @@ impl LayeredClassifier for GraphModel {
         let logits = self.logits_of(out.output);
         let scalar = match &request.objective {
             Some(Objective::Logit(c)) => Some((logits.clone() * self.one_hot(c, &ad)).sum()),
-            Some(Objective::Probability(c)) => Some((softmax(logits.clone(), 1) * self.one_hot(c, &ad)).sum()),
-            Some(Objective::Activation { channel, position, .. }) => {
+            Some(Objective::Probability(c)) => {
+                Some((softmax(logits.clone(), 1) * self.one_hot(c, &ad)).sum())
+            }
+            Some(Objective::Activation {
+                channel, position, ..
+            }) => {
                 let a = out.captured[&objective_layer.expect("set with the objective")].clone();
                 let [n, _, h, w] = a.dims();
                 let a = a.slice([0..n, *channel..channel + 1, 0..h, 0..w]);
@@ -236,14 +287,23 @@ impl LayeredClassifier for GraphModel {
                 .unwrap_or_else(|| Tensor::zeros(t.dims(), &self.device))
         };
         let input_grad = request.wrt_input.then(|| grad_of(&input));
-        let mut captured: BTreeMap<String, Tensor<4>> =
-            out.captured.into_iter().map(|(id, t)| (self.name(id), t.detach().inner())).collect();
+        let mut captured: BTreeMap<String, Tensor<4>> = out
+            .captured
+            .into_iter()
+            .map(|(id, t)| (self.name(id), t.detach().inner()))
+            .collect();
         let layers = probes
             .iter()
             .map(|(id, probe)| {
                 let name = self.name(*id);
                 let activation = captured.get(&name).cloned().expect("probed layers are captured");
-                (name, LayerGradient { activation, gradient: grad_of(probe) })
+                (
+                    name,
+                    LayerGradient {
+                        activation,
+                        gradient: grad_of(probe),
+                    },
+                )
             })
             .collect();
         captured.retain(|k, _| request.capture.contains(k));
@@ -252,7 +312,11 @@ impl LayeredClassifier for GraphModel {
             input: input_grad,
             layers,
             activations: captured,
-            switches: out.switches.into_iter().map(|(id, t)| (self.name(id), t.inner())).collect(),
+            switches: out
+                .switches
+                .into_iter()
+                .map(|(id, t)| (self.name(id), t.inner()))
+                .collect(),
         })
     }
 }

@@ -29,14 +29,20 @@ pub(crate) enum StepOp {
         padding: Padding,
     },
     /// Unfolded BatchNorm: `x * scale + shift` with `[1, C, 1, 1]` factors.
-    Affine { scale: Tensor<4>, shift: Tensor<4> },
+    Affine {
+        scale: Tensor<4>,
+        shift: Tensor<4>,
+    },
     Rectifier(Bounds),
     MaxPool(Pool),
     AvgPool(Pool),
     GlobalAvgPool,
     Flatten,
     /// `weight` is stored transposed, `[in, out]`, and `bias` as `[1, out]`.
-    Linear { weight: Tensor<2>, bias: Option<Tensor<2>> },
+    Linear {
+        weight: Tensor<2>,
+        bias: Option<Tensor<2>>,
+    },
     Add,
     Identity,
 }
@@ -97,18 +103,27 @@ impl Plan {
                     let (scale, shift) = bn.affine();
                     match foldable(node) {
                         Some(src) => {
-                            let Op::Conv2d(conv) = &nodes[src].op else { unreachable!("checked by foldable") };
+                            let Op::Conv2d(conv) = &nodes[src].op else {
+                                unreachable!("checked by foldable")
+                            };
                             let out = conv.dims()[0];
                             let weight = conv.weight.clone() * scale.clone().reshape([out, 1, 1, 1]);
                             let bias = match &conv.bias {
                                 Some(b) => b.clone() * scale + shift,
                                 None => shift,
                             };
-                            let fused = Conv2d { weight, bias: Some(bias), ..conv.clone() };
+                            let fused = Conv2d {
+                                weight,
+                                bias: Some(bias),
+                                ..conv.clone()
+                            };
                             (conv_step(&fused), nodes[src].inputs.clone())
                         }
                         None => (
-                            StepOp::Affine { scale: channel_view(scale), shift: channel_view(shift) },
+                            StepOp::Affine {
+                                scale: channel_view(scale),
+                                shift: channel_view(shift),
+                            },
                             node.inputs.clone(),
                         ),
                     }
@@ -144,6 +159,10 @@ impl Plan {
                 last_use[i] = s;
             }
         }
-        Plan { steps, last_use, output: graph.output() }
+        Plan {
+            steps,
+            last_use,
+            output: graph.output(),
+        }
     }
 }

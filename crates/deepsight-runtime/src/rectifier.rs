@@ -5,13 +5,13 @@
 //! runs through [`rectify`], a backend extension with its own backward step; the rule is an
 //! argument of the call, so the same model serves all three rules at once.
 
+use burn::backend::TensorMetadata;
+use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
-use burn::backend::TensorMetadata;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, get_or_init_device_settings, Backend, Dispatch, Flex};
+use burn::backend::{Backend, Dispatch, Flex, backend_extension, get_or_init_device_settings};
 use burn::tensor::Tensor;
 
 /// How a rectifier `y = clamp(x, lo, hi)` passes the gradient `g` back.
@@ -40,7 +40,10 @@ impl Bounds {
     /// `max(x, 0)`.
     pub const RELU: Bounds = Bounds { lo: 0.0, hi: None };
     /// `min(max(x, 0), 6)`.
-    pub const RELU6: Bounds = Bounds { lo: 0.0, hi: Some(6.0) };
+    pub const RELU6: Bounds = Bounds {
+        lo: 0.0,
+        hi: Some(6.0),
+    };
 }
 
 #[backend_extension(Autodiff, Flex)]

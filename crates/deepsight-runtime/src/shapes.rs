@@ -4,14 +4,25 @@
 use crate::error::{Result, RuntimeError};
 use crate::graph::{Graph, Op, Pool};
 
-fn window_out(input: usize, kernel: usize, stride: usize, pad: [usize; 2], dilation: usize, ceil: bool) -> Option<usize> {
+fn window_out(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pad: [usize; 2],
+    dilation: usize,
+    ceil: bool,
+) -> Option<usize> {
     let span = dilation * (kernel - 1) + 1;
     let padded = input + pad[0] + pad[1];
     if padded < span {
         return None;
     }
     let steps = padded - span;
-    let mut out = if ceil { steps.div_ceil(stride) } else { steps / stride } + 1;
+    let mut out = if ceil {
+        steps.div_ceil(stride)
+    } else {
+        steps / stride
+    } + 1;
     // PyTorch: the last window must start inside the input or the left padding.
     if ceil && (out - 1) * stride >= input + pad[0] {
         out -= 1;
@@ -21,8 +32,22 @@ fn window_out(input: usize, kernel: usize, stride: usize, pad: [usize; 2], dilat
 
 fn pool_out(p: &Pool, h: usize, w: usize) -> Option<[usize; 2]> {
     Some([
-        window_out(h, p.kernel[0], p.stride[0], [p.padding[0], p.padding[2]], p.dilation[0], p.ceil_mode)?,
-        window_out(w, p.kernel[1], p.stride[1], [p.padding[1], p.padding[3]], p.dilation[1], p.ceil_mode)?,
+        window_out(
+            h,
+            p.kernel[0],
+            p.stride[0],
+            [p.padding[0], p.padding[2]],
+            p.dilation[0],
+            p.ceil_mode,
+        )?,
+        window_out(
+            w,
+            p.kernel[1],
+            p.stride[1],
+            [p.padding[1], p.padding[3]],
+            p.dilation[1],
+            p.ceil_mode,
+        )?,
     ])
 }
 
@@ -38,7 +63,10 @@ pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<[usize; 4]>>
         let out = match &node.op {
             Op::Input => {
                 if c != graph.input_channels() {
-                    return Err(fail(format!("expects {} channels, got {c}", graph.input_channels())));
+                    return Err(fail(format!(
+                        "expects {} channels, got {c}",
+                        graph.input_channels()
+                    )));
                 }
                 if n == 0 || h == 0 || w == 0 {
                     return Err(fail("empty batch or image".into()));
@@ -48,7 +76,10 @@ pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<[usize; 4]>>
             Op::Conv2d(conv) => {
                 let [o, i, kh, kw] = conv.dims();
                 if c != i * conv.groups {
-                    return Err(fail(format!("expects {} input channels, got {c}", i * conv.groups)));
+                    return Err(fail(format!(
+                        "expects {} input channels, got {c}",
+                        i * conv.groups
+                    )));
                 }
                 let p = conv.padding.resolve([h, w], [kh, kw], conv.stride, conv.dilation);
                 let oh = window_out(h, kh, conv.stride[0], [p[0], p[2]], conv.dilation[0], false);
@@ -60,13 +91,21 @@ pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<[usize; 4]>>
             }
             Op::BatchNorm(bn) => {
                 if bn.gamma.dims()[0] != c {
-                    return Err(fail(format!("has {} channels, input has {c}", bn.gamma.dims()[0])));
+                    return Err(fail(format!(
+                        "has {} channels, input has {c}",
+                        bn.gamma.dims()[0]
+                    )));
                 }
                 x
             }
             Op::MaxPool(p) | Op::AvgPool(p) => match pool_out(p, h, w) {
                 Some([oh, ow]) => [n, c, oh, ow],
-                None => return Err(fail(format!("a {:?} window does not fit a {h}x{w} input", p.kernel))),
+                None => {
+                    return Err(fail(format!(
+                        "a {:?} window does not fit a {h}x{w} input",
+                        p.kernel
+                    )));
+                }
             },
             Op::GlobalAvgPool => [n, c, 1, 1],
             Op::Flatten => [n, c * h * w, 1, 1],

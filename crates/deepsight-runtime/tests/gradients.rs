@@ -3,14 +3,17 @@
 //! residual add, global average pool, linear.
 
 use deepsight_runtime::{
-    default_device, to_vec, BatchNorm, Bounds, Classifier, Conv2d, Device, GradientRequest, Graph, GraphModel,
-    LayeredClassifier, Linear, Objective, Op, Padding, Pool, RectifierRule, Tensor, TensorData,
+    BatchNorm, Bounds, Classifier, Conv2d, Device, GradientRequest, Graph, GraphModel, LayeredClassifier,
+    Linear, Objective, Op, Padding, Pool, RectifierRule, Tensor, TensorData, default_device, to_vec,
 };
 
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
     fn tensor<const D: usize>(&mut self, shape: [usize; D], scale: f32, d: &Device) -> Tensor<D> {
@@ -20,9 +23,28 @@ impl Rng {
     }
 }
 
-fn conv(rng: &mut Rng, io: [usize; 2], k: usize, stride: usize, groups: usize, padding: Padding, d: &Device) -> Op {
-    let w = rng.tensor([io[1], io[0] / groups, k, k], 1.0 / ((io[0] / groups * k * k) as f32).sqrt(), d);
-    Op::Conv2d(Conv2d { weight: w, bias: Some(rng.tensor([io[1]], 0.1, d)), stride: [stride; 2], dilation: [1, 1], groups, padding })
+fn conv(
+    rng: &mut Rng,
+    io: [usize; 2],
+    k: usize,
+    stride: usize,
+    groups: usize,
+    padding: Padding,
+    d: &Device,
+) -> Op {
+    let w = rng.tensor(
+        [io[1], io[0] / groups, k, k],
+        1.0 / ((io[0] / groups * k * k) as f32).sqrt(),
+        d,
+    );
+    Op::Conv2d(Conv2d {
+        weight: w,
+        bias: Some(rng.tensor([io[1]], 0.1, d)),
+        stride: [stride; 2],
+        dilation: [1, 1],
+        groups,
+        padding,
+    })
 }
 
 fn bn(rng: &mut Rng, c: usize, d: &Device) -> Op {
@@ -41,18 +63,46 @@ fn bn(rng: &mut Rng, c: usize, d: &Device) -> Op {
 fn net(d: &Device) -> GraphModel {
     let mut r = Rng(42);
     let mut g = Graph::new("input", 3);
-    let mut x = g.push("conv1", conv(&mut r, [3, 8], 3, 2, 1, Padding::SameUpper, d), &[0]).unwrap();
+    let mut x = g
+        .push(
+            "conv1",
+            conv(&mut r, [3, 8], 3, 2, 1, Padding::SameUpper, d),
+            &[0],
+        )
+        .unwrap();
     x = g.push("bn1", bn(&mut r, 8, d), &[x]).unwrap();
     x = g.push("act1", Op::Rectifier(Bounds::RELU6), &[x]).unwrap();
-    let pool = Pool { kernel: [3, 3], stride: [2, 2], padding: [1; 4], dilation: [1, 1], ceil_mode: false, count_include_pad: true };
+    let pool = Pool {
+        kernel: [3, 3],
+        stride: [2, 2],
+        padding: [1; 4],
+        dilation: [1, 1],
+        ceil_mode: false,
+        count_include_pad: true,
+    };
     let a = g.push("pool", Op::MaxPool(pool), &[x]).unwrap();
-    x = g.push("dw", conv(&mut r, [8, 8], 3, 1, 8, Padding::symmetric(1), d), &[a]).unwrap();
+    x = g
+        .push(
+            "dw",
+            conv(&mut r, [8, 8], 3, 1, 8, Padding::symmetric(1), d),
+            &[a],
+        )
+        .unwrap();
     x = g.push("bn2", bn(&mut r, 8, d), &[x]).unwrap();
     x = g.push("add", Op::Add, &[x, a]).unwrap();
     let b = g.push("block", Op::Rectifier(Bounds::RELU), &[x]).unwrap();
-    x = g.push("conv2", conv(&mut r, [8, 6], 1, 1, 1, Padding::symmetric(0), d), &[b]).unwrap();
+    x = g
+        .push(
+            "conv2",
+            conv(&mut r, [8, 6], 1, 1, 1, Padding::symmetric(0), d),
+            &[b],
+        )
+        .unwrap();
     x = g.push("gap", Op::GlobalAvgPool, &[x]).unwrap();
-    let fc = Linear { weight: r.tensor([4, 6], 0.5, d), bias: Some(r.tensor([4], 0.1, d)) };
+    let fc = Linear {
+        weight: r.tensor([4, 6], 0.5, d),
+        bias: Some(r.tensor([4], 0.1, d)),
+    };
     g.push("fc", Op::Linear(fc), &[x]).unwrap();
     GraphModel::new(g, [13, 13], d.clone()).unwrap()
 }
@@ -72,7 +122,12 @@ fn input_gradient_matches_central_differences() {
         (0..3 * 13 * 13).map(|_| r.next()).collect()
     };
     let t = Tensor::from_data(TensorData::new(x.clone(), shape), &d);
-    let g = model.gradients(t, &GradientRequest::input(Objective::Logit(vec![2]), RectifierRule::Plain)).unwrap();
+    let g = model
+        .gradients(
+            t,
+            &GradientRequest::input(Objective::Logit(vec![2]), RectifierRule::Plain),
+        )
+        .unwrap();
     let grad = to_vec(g.input.unwrap());
     let eps = 1e-2f32;
     let mut worst = 0f64;
@@ -86,7 +141,10 @@ fn input_gradient_matches_central_differences() {
     }
     let scale = grad.iter().map(|v| v.abs()).fold(0.0, f32::max) as f64;
     println!("input gradient vs central differences: worst abs error {worst:e} (max |grad| {scale:e})");
-    assert!(worst <= 0.03 * scale, "worst {worst} (kinks crossed within eps account for a few per cent)");
+    assert!(
+        worst <= 0.03 * scale,
+        "worst {worst} (kinks crossed within eps account for a few per cent)"
+    );
 }
 
 /// The gradient at an intermediate layer equals the input gradient of the rest of the network
@@ -141,7 +199,10 @@ fn probability_objective_is_the_softmax_chain_rule() {
     let x = Rng(3).tensor([1, 3, 13, 13], 1.0, &d);
     let all: Vec<Vec<f32>> = (0..4)
         .map(|c| {
-            let g = model.gradients(x.clone(), &GradientRequest::input(Objective::Logit(vec![c]), RectifierRule::Plain));
+            let g = model.gradients(
+                x.clone(),
+                &GradientRequest::input(Objective::Logit(vec![c]), RectifierRule::Plain),
+            );
             to_vec(g.unwrap().input.unwrap())
         })
         .collect();
@@ -149,13 +210,24 @@ fn probability_objective_is_the_softmax_chain_rule() {
     let z: f32 = logits.iter().map(|v| v.exp()).sum();
     let p: Vec<f32> = logits.iter().map(|v| v.exp() / z).collect();
     let gp = to_vec(
-        model.gradients(x, &GradientRequest::input(Objective::Probability(vec![1]), RectifierRule::Plain)).unwrap().input.unwrap(),
+        model
+            .gradients(
+                x,
+                &GradientRequest::input(Objective::Probability(vec![1]), RectifierRule::Plain),
+            )
+            .unwrap()
+            .input
+            .unwrap(),
     );
     // dP1/dx = P1 * (dS1/dx - sum_k P_k dS_k/dx)
     for i in 0..gp.len() {
         let mix: f32 = (0..4).map(|k| p[k] * all[k][i]).sum();
         let expected = p[1] * (all[1][i] - mix);
-        assert!((gp[i] - expected).abs() <= 1e-6 + 1e-4 * expected.abs(), "{i}: {} vs {expected}", gp[i]);
+        assert!(
+            (gp[i] - expected).abs() <= 1e-6 + 1e-4 * expected.abs(),
+            "{i}: {} vs {expected}",
+            gp[i]
+        );
     }
 }
 
@@ -164,14 +236,28 @@ fn batch_items_get_their_own_gradients() {
     let d = default_device();
     let model = net(&d);
     let x = Rng(11).tensor([2, 3, 13, 13], 1.0, &d);
-    let both = model.gradients(x.clone(), &GradientRequest::input(Objective::Logit(vec![0, 2]), RectifierRule::Guided)).unwrap();
+    let both = model
+        .gradients(
+            x.clone(),
+            &GradientRequest::input(Objective::Logit(vec![0, 2]), RectifierRule::Guided),
+        )
+        .unwrap();
     let both = to_vec(both.input.unwrap());
     for (i, class) in [(0usize, 0usize), (1, 2)] {
         let one = x.clone().slice([i..i + 1, 0..3, 0..13, 0..13]);
-        let g = model.gradients(one, &GradientRequest::input(Objective::Logit(vec![class]), RectifierRule::Guided)).unwrap();
+        let g = model
+            .gradients(
+                one,
+                &GradientRequest::input(Objective::Logit(vec![class]), RectifierRule::Guided),
+            )
+            .unwrap();
         let g = to_vec(g.input.unwrap());
         let n = g.len();
-        let diff = g.iter().zip(&both[i * n..(i + 1) * n]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let diff = g
+            .iter()
+            .zip(&both[i * n..(i + 1) * n])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(diff <= 1e-6, "item {i}: {diff}");
     }
 }
@@ -181,8 +267,14 @@ fn activation_objective_gradient_is_zero_outside_the_receptive_field() {
     let d = default_device();
     let model = net(&d);
     let x = Rng(5).tensor([1, 3, 13, 13], 1.0, &d);
-    let obj = Objective::Activation { layer: "conv1".into(), channel: 3, position: Some([0, 0]) };
-    let g = model.gradients(x, &GradientRequest::input(obj, RectifierRule::Deconv)).unwrap();
+    let obj = Objective::Activation {
+        layer: "conv1".into(),
+        channel: 3,
+        position: Some([0, 0]),
+    };
+    let g = model
+        .gradients(x, &GradientRequest::input(obj, RectifierRule::Deconv))
+        .unwrap();
     let grad = to_vec(g.input.unwrap());
     // conv1 is 3x3, stride 2, SAME (pad 1 bottom/right only for 13 -> 7): output [0,0] sees rows/cols 0..3.
     for c in 0..3 {

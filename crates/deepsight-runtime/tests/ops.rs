@@ -2,17 +2,27 @@
 //! BatchNorm folding, and the errors every bad request gets.
 
 use deepsight_runtime::{
-    default_device, rectify, to_vec, BatchNorm, Bounds, Classifier, Conv2d, GradientRequest, Graph, GraphModel,
-    LayeredClassifier, Linear, Objective, Op, Padding, Pool, RectifierRule, Tensor, TensorData,
+    BatchNorm, Bounds, Classifier, Conv2d, GradientRequest, Graph, GraphModel, LayeredClassifier, Linear,
+    Objective, Op, Padding, Pool, RectifierRule, Tensor, TensorData, default_device, rectify, to_vec,
 };
 
 fn pool_model(h: usize, w: usize) -> GraphModel {
     let d = default_device();
     let mut g = Graph::new("input", 1);
-    let pool = Pool { kernel: [3, 3], stride: [2, 2], padding: [1; 4], dilation: [1, 1], ceil_mode: false, count_include_pad: true };
+    let pool = Pool {
+        kernel: [3, 3],
+        stride: [2, 2],
+        padding: [1; 4],
+        dilation: [1, 1],
+        ceil_mode: false,
+        count_include_pad: true,
+    };
     let p = g.push("pool", Op::MaxPool(pool), &[0]).unwrap();
     let gap = g.push("gap", Op::GlobalAvgPool, &[p]).unwrap();
-    let fc = Linear { weight: Tensor::ones([1, 1], &d), bias: None };
+    let fc = Linear {
+        weight: Tensor::ones([1, 1], &d),
+        bias: None,
+    };
     g.push("fc", Op::Linear(fc), &[gap]).unwrap();
     GraphModel::new(g, [h, w], d).unwrap()
 }
@@ -46,10 +56,20 @@ fn overlapping_max_pool_switches_and_backward_follow_pytorch_including_ties() {
     let t = Tensor::from_data(TensorData::new(x.clone(), [1, 1, h, w]), &model.device());
     let expected = reference_switches(&x, h, w);
     let cap = model.capture(t.clone(), &[], true).unwrap();
-    let switches: Vec<i64> = cap.switches["pool"].clone().into_data().convert::<i64>().to_vec().unwrap();
+    let switches: Vec<i64> = cap.switches["pool"]
+        .clone()
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec()
+        .unwrap();
     assert_eq!(switches.iter().map(|&v| v as usize).collect::<Vec<_>>(), expected);
     // Backward: each output's gradient (1 / #outputs) lands on its switch, summed over overlaps.
-    let g = model.gradients(t, &GradientRequest::input(Objective::Logit(vec![0]), RectifierRule::Plain)).unwrap();
+    let g = model
+        .gradients(
+            t,
+            &GradientRequest::input(Objective::Logit(vec![0]), RectifierRule::Plain),
+        )
+        .unwrap();
     let grad = to_vec(g.input.unwrap());
     let mut want = vec![0f32; h * w];
     for s in &expected {
@@ -89,8 +109,21 @@ impl<T> Pipe for T {}
 fn conv_bn_model() -> GraphModel {
     let d = default_device();
     let mut g = Graph::new("input", 2);
-    let w = Tensor::from_data(TensorData::new((0..36).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), [2, 2, 3, 3]), &d);
-    let conv = Conv2d { weight: w, bias: Some(Tensor::from_floats([0.1, -0.2], &d)), stride: [1, 1], dilation: [1, 1], groups: 1, padding: Padding::SameUpper };
+    let w = Tensor::from_data(
+        TensorData::new(
+            (0..36).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(),
+            [2, 2, 3, 3],
+        ),
+        &d,
+    );
+    let conv = Conv2d {
+        weight: w,
+        bias: Some(Tensor::from_floats([0.1, -0.2], &d)),
+        stride: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+        padding: Padding::SameUpper,
+    };
     let c = g.push("conv", Op::Conv2d(conv), &[0]).unwrap();
     let bn = BatchNorm {
         gamma: Tensor::from_floats([1.5, 0.5], &d),
@@ -101,7 +134,10 @@ fn conv_bn_model() -> GraphModel {
     };
     let b = g.push("bn", Op::BatchNorm(bn), &[c]).unwrap();
     let gap = g.push("gap", Op::GlobalAvgPool, &[b]).unwrap();
-    let fc = Linear { weight: Tensor::from_data(TensorData::new(vec![1.0, -1.0, 0.5, 2.0], [2, 2]), &d), bias: None };
+    let fc = Linear {
+        weight: Tensor::from_data(TensorData::new(vec![1.0, -1.0, 0.5, 2.0], [2, 2]), &d),
+        bias: None,
+    };
     g.push("fc", Op::Linear(fc), &[gap]).unwrap();
     GraphModel::new(g, [5, 5], d).unwrap()
 }
@@ -109,7 +145,13 @@ fn conv_bn_model() -> GraphModel {
 #[test]
 fn folded_batchnorm_equals_the_unfolded_layers() {
     let model = conv_bn_model();
-    let x = Tensor::from_data(TensorData::new((0..50).map(|i| (i as f32 * 0.21).cos()).collect::<Vec<_>>(), [1, 2, 5, 5]), &model.device());
+    let x = Tensor::from_data(
+        TensorData::new(
+            (0..50).map(|i| (i as f32 * 0.21).cos()).collect::<Vec<_>>(),
+            [1, 2, 5, 5],
+        ),
+        &model.device(),
+    );
     let folded = to_vec(model.logits(x.clone()).unwrap());
     // Capturing the convolution forces the unfolded plan.
     let cap = model.capture(x, &["conv", "bn"], false).unwrap();
@@ -138,15 +180,43 @@ fn bad_requests_get_errors_that_name_the_problem() {
     assert!(e.contains("unknown layer 'nope'") && e.contains("'fc'"), "{e}");
     let e = msg(model.logits(Tensor::zeros([1, 3, 5, 5], &d)).unwrap_err());
     assert!(e.contains("expects 2 channels, got 3"), "{e}");
-    let e = msg(model.gradients(x(), &GradientRequest::input(Objective::Logit(vec![7]), RectifierRule::Plain)).unwrap_err());
-    assert!(e.contains("class index 7 is out of range") && e.contains("2 classes"), "{e}");
-    let e = msg(model.gradients(x(), &GradientRequest::input(Objective::Logit(vec![0, 1]), RectifierRule::Plain)).unwrap_err());
+    let e = msg(model
+        .gradients(
+            x(),
+            &GradientRequest::input(Objective::Logit(vec![7]), RectifierRule::Plain),
+        )
+        .unwrap_err());
+    assert!(
+        e.contains("class index 7 is out of range") && e.contains("2 classes"),
+        "{e}"
+    );
+    let e = msg(model
+        .gradients(
+            x(),
+            &GradientRequest::input(Objective::Logit(vec![0, 1]), RectifierRule::Plain),
+        )
+        .unwrap_err());
     assert!(e.contains("got 2 entries for a batch of 1"), "{e}");
-    let obj = Objective::Activation { layer: "conv".into(), channel: 5, position: None };
-    let e = msg(model.gradients(x(), &GradientRequest::input(obj, RectifierRule::Plain)).unwrap_err());
-    assert!(e.contains("layer 'conv'") && e.contains("channel 5") && e.contains("2 channels"), "{e}");
-    let obj = Objective::Activation { layer: "conv".into(), channel: 0, position: Some([5, 0]) };
-    let e = msg(model.gradients(x(), &GradientRequest::input(obj, RectifierRule::Plain)).unwrap_err());
+    let obj = Objective::Activation {
+        layer: "conv".into(),
+        channel: 5,
+        position: None,
+    };
+    let e = msg(model
+        .gradients(x(), &GradientRequest::input(obj, RectifierRule::Plain))
+        .unwrap_err());
+    assert!(
+        e.contains("layer 'conv'") && e.contains("channel 5") && e.contains("2 channels"),
+        "{e}"
+    );
+    let obj = Objective::Activation {
+        layer: "conv".into(),
+        channel: 0,
+        position: Some([5, 0]),
+    };
+    let e = msg(model
+        .gradients(x(), &GradientRequest::input(obj, RectifierRule::Plain))
+        .unwrap_err());
     assert!(e.contains("outside its 5x5 map"), "{e}");
     let mut g = Graph::new("input", 1);
     let e = msg(g.push("input", Op::Identity, &[0]).unwrap_err());
@@ -160,8 +230,22 @@ fn a_linear_head_rejects_an_input_of_another_size() {
     let d = default_device();
     let mut g = Graph::new("input", 1);
     let f = g.push("flatten", Op::Flatten, &[0]).unwrap();
-    g.push("fc", Op::Linear(Linear { weight: Tensor::ones([3, 16], &d), bias: None }), &[f]).unwrap();
+    g.push(
+        "fc",
+        Op::Linear(Linear {
+            weight: Tensor::ones([3, 16], &d),
+            bias: None,
+        }),
+        &[f],
+    )
+    .unwrap();
     let model = GraphModel::new(g, [4, 4], d.clone()).unwrap();
-    let e = model.logits(Tensor::zeros([1, 1, 5, 5], &d)).unwrap_err().to_string();
-    assert!(e.contains("layer 'fc'") && e.contains("expects 16 features"), "{e}");
+    let e = model
+        .logits(Tensor::zeros([1, 1, 5, 5], &d))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layer 'fc'") && e.contains("expects 16 features"),
+        "{e}"
+    );
 }
