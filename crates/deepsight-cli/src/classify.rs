@@ -22,6 +22,10 @@ pub struct Args {
     /// Write the raw logits (tensor `logits`, [N, classes]) to this .safetensors file.
     #[arg(long, value_name = "FILE")]
     logits_out: Option<PathBuf>,
+    /// Classify every image of a labels file (`./FILE, label` lines, paths relative to the file)
+    /// and report top-1 / top-5 accuracy.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["images", "tensor"])]
+    labels: Option<PathBuf>,
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
@@ -50,7 +54,30 @@ pub fn read_input_tensor(path: &Path, device: &deepsight_runtime::Device) -> Res
     ))
 }
 
-pub fn run(a: Args) -> Result<()> {
+/// `(image path, label)` pairs of a labels file.
+fn read_labels(path: &Path) -> Result<Vec<(PathBuf, usize)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read '{}'", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let bad = || anyhow::anyhow!("'{}' line {}: expected 'FILE, label', got '{l}'", path.display(), i + 1);
+            let (file, label) = l.rsplit_once(',').ok_or_else(bad)?;
+            Ok((dir.join(file.trim()), label.trim().parse().map_err(|_| bad())?))
+        })
+        .collect()
+}
+
+pub fn run(mut a: Args) -> Result<()> {
+    let labels = match &a.labels {
+        Some(path) => {
+            let pairs = read_labels(path)?;
+            a.images = pairs.iter().map(|p| p.0.clone()).collect();
+            Some(pairs.into_iter().map(|p| p.1).collect::<Vec<_>>())
+        }
+        None => None,
+    };
     if a.images.is_empty() && a.tensor.is_none() {
         bail!("nothing to classify: give image files or --tensor FILE");
     }
@@ -60,12 +87,12 @@ pub fn run(a: Args) -> Result<()> {
     let loaded = a.model.load()?;
     let model = &loaded.model;
     let device = model.device();
-    let (labels, logits): (Vec<String>, Vec<Vec<f32>>) = if let Some(path) = &a.tensor {
+    let (inputs, logits): (Vec<String>, Vec<Vec<f32>>) = if let Some(path) = &a.tensor {
         let x = read_input_tensor(path, &device)?;
         let n = x.dims()[0];
         let logits = model.logits(x).with_context(|| format!("'{}'", path.display()))?;
-        let labels = (0..n).map(|i| format!("{}[{i}]", path.display())).collect();
-        (labels, rows(logits))
+        let names = (0..n).map(|i| format!("{}[{i}]", path.display())).collect();
+        (names, rows(logits))
     } else {
         let pipeline = loaded.preset.pipeline();
         let mut all = Vec::new();
@@ -88,17 +115,29 @@ pub fn run(a: Args) -> Result<()> {
         );
         w.save_safetensors(out)?;
     }
-    let results: Vec<_> = labels
-        .iter()
-        .zip(&logits)
-        .map(|(l, row)| (l, top_k(row, a.top)))
-        .collect();
+    let top = a.top.max(if labels.is_some() { 5 } else { 0 });
+    let results: Vec<_> = inputs.iter().zip(&logits).map(|(l, row)| (l, top_k(row, top))).collect();
+    if let Some(labels) = labels {
+        let hit = |k: usize| {
+            let hits = results.iter().zip(&labels).filter(|((_, t), y)| t.iter().take(k).any(|c| c.0 == **y));
+            hits.count() as f64 / labels.len() as f64 * 100.0
+        };
+        let (top1, top5) = (hit(1), hit(5));
+        if a.json {
+            let v = serde_json::json!({"model": loaded.description, "images": labels.len(), "top1": top1, "top5": top5});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            println!("{}: top-1 {top1:.2}%, top-5 {top5:.2}% over {} images", loaded.description, labels.len());
+        }
+        return Ok(());
+    }
     if a.json {
         let v: Vec<_> = results
             .iter()
             .map(|(label, top)| {
                 let top: Vec<_> = top
                     .iter()
+                    .take(a.top)
                     .map(|&(c, p, s)| serde_json::json!({"class": c, "name": loaded.class_names.get(c), "probability": p, "logit": s}))
                     .collect();
                 serde_json::json!({"input": label, "top": top})
@@ -111,7 +150,7 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         for (label, top) in results {
             println!("{label}");
-            for (rank, (c, p, _)) in top.iter().enumerate() {
+            for (rank, (c, p, _)) in top.iter().take(a.top).enumerate() {
                 let name = loaded.class_names.get(*c).map_or("?", |s| s.as_str());
                 println!("  {}. {:6.2}%  {name} ({c})", rank + 1, p * 100.0);
             }
