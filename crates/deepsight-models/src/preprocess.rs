@@ -84,8 +84,30 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     })
 }
 
+/// JPEG through libjpeg-turbo's decoder (as vendored by `mozjpeg`): the same IDCT and chroma
+/// upsampling as Pillow, so the pixels are bit-identical to what PyTorch pipelines see (the pure
+/// Rust decoders differ by up to 4 grey levels). `None` when libjpeg refuses the file.
+fn decode_jpeg(bytes: &[u8]) -> Option<RgbImage> {
+    std::panic::catch_unwind(|| {
+        let d = mozjpeg::Decompress::new_mem(bytes).ok()?;
+        let mut img = d.rgb().ok()?;
+        let (width, height) = (img.width(), img.height());
+        let rows: Vec<[u8; 3]> = img.read_scanlines().ok()?;
+        img.finish().ok()?;
+        let pixels: Vec<u8> = rows.into_iter().flatten().collect();
+        (pixels.len() == width * height * 3).then_some(RgbImage { width, height, pixels })
+    })
+    .ok()
+    .flatten()
+}
+
 /// Decodes image bytes into RGB8.
 pub fn decode_rgb(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
+    if bytes.starts_with(&[0xff, 0xd8])
+        && let Some(img) = decode_jpeg(bytes)
+    {
+        return Ok(img);
+    }
     let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
     let rgb = img.to_rgb8();
     let (w, h) = rgb.dimensions();
