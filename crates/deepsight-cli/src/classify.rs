@@ -62,7 +62,13 @@ fn read_labels(path: &Path) -> Result<Vec<(PathBuf, usize)>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            let bad = || anyhow::anyhow!("'{}' line {}: expected 'FILE, label', got '{l}'", path.display(), i + 1);
+            let bad = || {
+                anyhow::anyhow!(
+                    "'{}' line {}: expected 'FILE, label', got '{l}'",
+                    path.display(),
+                    i + 1
+                )
+            };
             let (file, label) = l.rsplit_once(',').ok_or_else(bad)?;
             Ok((dir.join(file.trim()), label.trim().parse().map_err(|_| bad())?))
         })
@@ -116,10 +122,17 @@ pub fn run(mut a: Args) -> Result<()> {
         w.save_safetensors(out)?;
     }
     let top = a.top.max(if labels.is_some() { 5 } else { 0 });
-    let results: Vec<_> = inputs.iter().zip(&logits).map(|(l, row)| (l, top_k(row, top))).collect();
+    let results: Vec<_> = inputs
+        .iter()
+        .zip(&logits)
+        .map(|(l, row)| (l, top_k(row, top)))
+        .collect();
     if let Some(labels) = labels {
         let hit = |k: usize| {
-            let hits = results.iter().zip(&labels).filter(|((_, t), y)| t.iter().take(k).any(|c| c.0 == **y));
+            let hits = results
+                .iter()
+                .zip(&labels)
+                .filter(|((_, t), y)| t.iter().take(k).any(|c| c.0 == **y));
             hits.count() as f64 / labels.len() as f64 * 100.0
         };
         let (top1, top5) = (hit(1), hit(5));
@@ -127,7 +140,11 @@ pub fn run(mut a: Args) -> Result<()> {
             let v = serde_json::json!({"model": loaded.description, "images": labels.len(), "top1": top1, "top5": top5});
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
-            println!("{}: top-1 {top1:.2}%, top-5 {top5:.2}% over {} images", loaded.description, labels.len());
+            println!(
+                "{}: top-1 {top1:.2}%, top-5 {top5:.2}% over {} images",
+                loaded.description,
+                labels.len()
+            );
         }
         return Ok(());
     }

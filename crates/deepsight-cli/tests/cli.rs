@@ -8,12 +8,19 @@ fn shared() -> PathBuf {
 }
 
 fn deepsight(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deepsight")).args(args).output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_deepsight"))
+        .args(args)
+        .output()
+        .expect("runs")
 }
 
 fn ok(args: &[&str]) -> String {
     let out = deepsight(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -41,7 +48,11 @@ fn read_f32(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor(name).unwrap();
-    let v = t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let v = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     (t.shape().to_vec(), v)
 }
 
@@ -59,15 +70,31 @@ fn classify_fixture_jpegs_gives_the_reference_top5() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| shared().join("data/imagenet-val-1300/data").join(v.as_str().unwrap()).display().to_string())
+        .map(|v| {
+            shared()
+                .join("data/imagenet-val-1300/data")
+                .join(v.as_str().unwrap())
+                .display()
+                .to_string()
+        })
         .collect();
     let mut args = vec!["classify", "--json"];
     args.extend(images.iter().map(String::as_str));
     let json: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
     let (_, logits) = read_f32(&shared().join("fixtures/lite0.safetensors"), "logits");
     for (i, result) in json["results"].as_array().unwrap().iter().enumerate() {
-        let ours: Vec<usize> = result["top"].as_array().unwrap().iter().map(|t| t["class"].as_u64().unwrap() as usize).collect();
-        assert_eq!(ours, top5(&logits[i * 1000..(i + 1) * 1000]), "image {}", images[i]);
+        let ours: Vec<usize> = result["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["class"].as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(
+            ours,
+            top5(&logits[i * 1000..(i + 1) * 1000]),
+            "image {}",
+            images[i]
+        );
     }
 }
 
@@ -75,12 +102,24 @@ fn classify_fixture_jpegs_gives_the_reference_top5() {
 fn classify_tensor_writes_logits_matching_the_reference() {
     let input = shared().join("fixtures/lite0.safetensors");
     let out = tmp("logits.safetensors");
-    let text = ok(&["classify", "--tensor", input.to_str().unwrap(), "--logits-out", out.to_str().unwrap(), "--top", "1"]);
+    let text = ok(&[
+        "classify",
+        "--tensor",
+        input.to_str().unwrap(),
+        "--logits-out",
+        out.to_str().unwrap(),
+        "--top",
+        "1",
+    ]);
     assert_eq!(text.lines().count(), 12, "{text}");
     let (shape, ours) = read_f32(&out, "logits");
     let (_, reference) = read_f32(&input, "logits");
     assert_eq!(shape, vec![6, 1000]);
-    let diff = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let diff = ours
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     assert!(diff <= 1e-4, "max abs diff {diff}");
 }
 
@@ -91,44 +130,83 @@ fn convert_then_load_the_safetensors_gives_the_same_model() {
     ok(&["convert", pth.to_str().unwrap(), st.to_str().unwrap()]);
     let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../samples/dog.jpg");
     let a = ok(&["classify", sample.to_str().unwrap()]);
-    let b = ok(&["classify", sample.to_str().unwrap(), "--model", st.to_str().unwrap(), "--arch", "lite0"]);
+    let b = ok(&[
+        "classify",
+        sample.to_str().unwrap(),
+        "--model",
+        st.to_str().unwrap(),
+        "--arch",
+        "lite0",
+    ]);
     assert_eq!(a, b);
-    let c = ok(&["classify", sample.to_str().unwrap(), "--model", pth.to_str().unwrap()]);
+    let c = ok(&[
+        "classify",
+        sample.to_str().unwrap(),
+        "--model",
+        pth.to_str().unwrap(),
+    ]);
     assert_eq!(a, c);
 }
 
 #[test]
 fn layers_lists_lite0() {
     let text = ok(&["layers"]);
-    assert!(text.contains("_blocks.15._depthwise_conv") && text.contains("DepthwiseConv2d"), "{text}");
+    assert!(
+        text.contains("_blocks.15._depthwise_conv") && text.contains("DepthwiseConv2d"),
+        "{text}"
+    );
     assert!(text.contains("default CAM layer: features"), "{text}");
 }
 
 #[test]
 fn bad_input_gets_one_line_naming_the_file() {
     let missing = fails(&["classify", "no/such/image.jpg"]);
-    assert!(missing.contains("no/such/image.jpg") && missing.contains("cannot read"), "{missing}");
+    assert!(
+        missing.contains("no/such/image.jpg") && missing.contains("cannot read"),
+        "{missing}"
+    );
 
     let corrupt = tmp("corrupt.jpg");
     std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 definitely not a jpeg").unwrap();
     let e = fails(&["classify", corrupt.to_str().unwrap()]);
-    assert!(e.contains("cannot decode image") && e.contains("corrupt.jpg"), "{e}");
+    assert!(
+        e.contains("cannot decode image") && e.contains("corrupt.jpg"),
+        "{e}"
+    );
 
     let pth = shared().join("models/efficientnet-lite0-57934424.pth");
     let truncated = tmp("truncated.pth");
     std::fs::write(&truncated, &std::fs::read(&pth).unwrap()[..1_000_000]).unwrap();
-    let e = fails(&["classify", "--model", truncated.to_str().unwrap(), corrupt.to_str().unwrap()]);
+    let e = fails(&[
+        "classify",
+        "--model",
+        truncated.to_str().unwrap(),
+        corrupt.to_str().unwrap(),
+    ]);
     assert!(e.contains("truncated.pth") && e.contains("truncated"), "{e}");
 
     let garbage = tmp("garbage.safetensors");
     std::fs::write(&garbage, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}xxxxxx").unwrap();
     let e = fails(&["classify", "--tensor", garbage.to_str().unwrap()]);
-    assert!(e.contains("garbage.safetensors") && e.contains("not a valid safetensors"), "{e}");
+    assert!(
+        e.contains("garbage.safetensors") && e.contains("not a valid safetensors"),
+        "{e}"
+    );
 
     let e = fails(&["classify", "--model", "resnet51", corrupt.to_str().unwrap()]);
-    assert!(e.contains("resnet51") && e.contains("neither a built-in model"), "{e}");
+    assert!(
+        e.contains("resnet51") && e.contains("neither a built-in model"),
+        "{e}"
+    );
 
-    let e = fails(&["classify", "--model", garbage.to_str().unwrap(), "--arch", "lite0", corrupt.to_str().unwrap()]);
+    let e = fails(&[
+        "classify",
+        "--model",
+        garbage.to_str().unwrap(),
+        "--arch",
+        "lite0",
+        corrupt.to_str().unwrap(),
+    ]);
     assert!(e.contains("garbage.safetensors"), "{e}");
 }
 
@@ -144,11 +222,29 @@ fn wrong_tensor_shapes_are_refused_and_leave_no_output() {
     };
     let out = tmp("never-written.safetensors");
     let rank3 = write("rank3.safetensors", "input", vec![3, 224, 224]);
-    let e = fails(&["classify", "--tensor", rank3.to_str().unwrap(), "--logits-out", out.to_str().unwrap()]);
-    assert!(e.contains("rank3.safetensors") && e.contains("[N, C, H, W]"), "{e}");
+    let e = fails(&[
+        "classify",
+        "--tensor",
+        rank3.to_str().unwrap(),
+        "--logits-out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        e.contains("rank3.safetensors") && e.contains("[N, C, H, W]"),
+        "{e}"
+    );
     let channels = write("channels.safetensors", "input", vec![1, 4, 32, 32]);
-    let e = fails(&["classify", "--tensor", channels.to_str().unwrap(), "--logits-out", out.to_str().unwrap()]);
-    assert!(e.contains("channels.safetensors") && e.contains("expects 3 channels, got 4"), "{e}");
+    let e = fails(&[
+        "classify",
+        "--tensor",
+        channels.to_str().unwrap(),
+        "--logits-out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        e.contains("channels.safetensors") && e.contains("expects 3 channels, got 4"),
+        "{e}"
+    );
     let named = write("named.safetensors", "x", vec![1, 3, 32, 32]);
     let e = fails(&["classify", "--tensor", named.to_str().unwrap()]);
     assert!(e.contains("no tensor named 'input'"), "{e}");

@@ -95,7 +95,11 @@ fn decode_jpeg(bytes: &[u8]) -> Option<RgbImage> {
         let rows: Vec<[u8; 3]> = img.read_scanlines().ok()?;
         img.finish().ok()?;
         let pixels: Vec<u8> = rows.into_iter().flatten().collect();
-        (pixels.len() == width * height * 3).then_some(RgbImage { width, height, pixels })
+        (pixels.len() == width * height * 3).then_some(RgbImage {
+            width,
+            height,
+            pixels,
+        })
     })
     .ok()
     .flatten()

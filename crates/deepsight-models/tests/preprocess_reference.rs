@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use deepsight_models::preprocess::load_rgb;
 use deepsight_models::Preset;
+use deepsight_models::preprocess::load_rgb;
 
 #[test]
 fn lite0_preprocessing_is_bit_identical_to_pil() {
@@ -14,12 +14,21 @@ fn lite0_preprocessing_is_bit_identical_to_pil() {
     let m = manifest();
     let mut ours = Vec::new();
     for f in m["lite0"]["images"].as_array().unwrap() {
-        let path = shared().join("data/imagenet-val-1300/data").join(f.as_str().unwrap());
+        let path = shared()
+            .join("data/imagenet-val-1300/data")
+            .join(f.as_str().unwrap());
         ours.extend(pipeline.normalise(&pipeline.resize(&load_rgb(&path).unwrap())));
     }
-    let levels: Vec<i32> = ours.iter().zip(&reference).map(|(a, b)| ((a - b) * 128.0).round() as i32).collect();
+    let levels: Vec<i32> = ours
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| ((a - b) * 128.0).round() as i32)
+        .collect();
     let exact = levels.iter().filter(|&&d| d == 0).count() as f64 / levels.len() as f64;
     let worst = levels.iter().map(|d| d.abs()).max().unwrap();
-    println!("pixels equal to PIL's: {:.3}%, worst difference {worst} grey levels", exact * 100.0);
+    println!(
+        "pixels equal to PIL's: {:.3}%, worst difference {worst} grey levels",
+        exact * 100.0
+    );
     assert_eq!(worst, 0, "{:.3}% exact", exact * 100.0);
 }

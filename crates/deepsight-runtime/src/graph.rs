@@ -274,3 +274,24 @@ impl Graph {
         crate::shapes::infer(self, input)
     }
 }
+
+impl Graph {
+    /// Floating-point operations of one forward pass for an input of `[n, c, h, w]` (a multiply
+    /// and an add count as two; convolutions and linear layers only, which dominate).
+    pub fn forward_flops(&self, input: [usize; 4]) -> Result<f64> {
+        let shapes = self.infer_shapes(input)?;
+        Ok(self
+            .nodes
+            .iter()
+            .zip(&shapes)
+            .map(|(node, out)| match &node.op {
+                Op::Conv2d(c) => {
+                    let [_, i, kh, kw] = c.dims();
+                    2.0 * (out.iter().product::<usize>() * i * kh * kw) as f64
+                }
+                Op::Linear(l) => 2.0 * (out[0] * l.weight.shape().num_elements()) as f64,
+                _ => 0.0,
+            })
+            .sum())
+    }
+}
