@@ -23,6 +23,9 @@ pub struct Args {
     /// Skip the batch-16 forward (the slowest task).
     #[arg(long)]
     no_batch16: bool,
+    /// Only these tasks (exact names, e.g. `forward`).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Also write the rows as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
@@ -249,6 +252,7 @@ pub fn run(a: Args) -> Result<()> {
             0.0,
             Box::new(|| backward(&to_layer)),
         ));
+        tasks.retain(|(task, ..)| a.only.is_empty() || a.only.iter().any(|w| w == task));
         for (task, batch, gflop, f) in tasks.iter_mut() {
             let (median_ms, min_ms) = time(a.repeats, f);
             let per = if *batch > 1 {

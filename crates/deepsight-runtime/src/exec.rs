@@ -35,7 +35,15 @@ fn pad_pairs(p: [usize; 4]) -> [(usize, usize); 2] {
     [(p[0], p[2]), (p[1], p[3])]
 }
 
+/// `DEEPSIGHT_PROFILE=1` prints each step's wall time (the flex backend runs eagerly, so a step's
+/// time is its kernels' time).
+fn profiling() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("DEEPSIGHT_PROFILE").is_some_and(|v| v == "1"))
+}
+
 pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
+    let profile = profiling();
     let mut values: Vec<Option<Tensor<4>>> = vec![None; plan.last_use.len()];
     let mut captured = HashMap::new();
     let mut switches = HashMap::new();
@@ -52,6 +60,7 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
         }
     };
     for (s, step) in plan.steps.iter().enumerate() {
+        let started = profile.then(std::time::Instant::now);
         let mut args = step.inputs.iter().map(|&i| take(&mut values, i, s));
         let mut x = || args.next().expect("arity checked when the graph was built");
         let y = match &step.op {
@@ -150,6 +159,18 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
             Some((_, probe)) => y + probe.clone(),
             None => y,
         };
+        if let Some(t) = started {
+            let kind = match &step.op {
+                StepOp::Conv { groups, weight, .. } => format!("conv g{groups} {:?}", weight.dims()),
+                other => format!("{:?}", std::mem::discriminant(other)),
+            };
+            eprintln!(
+                "profile {:>9.3} ms  step {s:3} node {:3} {kind} {:?}",
+                t.elapsed().as_secs_f64() * 1e3,
+                step.node,
+                y.dims()
+            );
+        }
         if spec.capture.contains(&step.node) {
             captured.insert(step.node, y.clone());
         }
