@@ -1,6 +1,7 @@
 //! Runs a [`Plan`] on a batch: inference, or an autodiff forward whose rectifiers follow a rule,
 //! with captured activations, gradient probes and max-pool switches.
 
+use crate::depthwise;
 use crate::graph::{NodeId, Padding};
 use crate::plan::{Plan, StepOp};
 use crate::rectifier::{RectifierRule, rectify};
@@ -80,13 +81,24 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
                     Padding::Explicit(p) => *p,
                     same => same.resolve([h, w], [kh, kw], *stride, *dilation),
                 };
-                let opts = ConvOptions {
-                    stride: *stride,
-                    padding: pad_pairs(pads),
-                    dilation: *dilation,
-                    groups: *groups,
-                };
-                conv2d(x, weight.clone(), bias.clone(), opts)
+                let [out_c, per_group, _, _] = weight.dims();
+                if *groups == out_c && per_group == 1 && x.dims()[1] == out_c && depthwise::worthwhile(&x) {
+                    let ([sh, sw], [dh, dw]) = (*stride, *dilation);
+                    let geometry = [sh, sw, pads[0], pads[1], pads[2], pads[3], dh, dw];
+                    let y = depthwise::depthwise_conv2d(x, weight.clone(), geometry);
+                    match bias {
+                        Some(b) => y + b.clone().reshape([1, out_c, 1, 1]),
+                        None => y,
+                    }
+                } else {
+                    let opts = ConvOptions {
+                        stride: *stride,
+                        padding: pad_pairs(pads),
+                        dilation: *dilation,
+                        groups: *groups,
+                    };
+                    conv2d(x, weight.clone(), bias.clone(), opts)
+                }
             }
             StepOp::Affine { scale, shift } => x() * scale.clone() + shift.clone(),
             StepOp::Rectifier(bounds) => match spec.rule {

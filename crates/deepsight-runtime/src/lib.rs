@@ -6,6 +6,7 @@
 //! the code names no backend, so burn's GPU devices work the same.
 
 mod classifier;
+pub mod depthwise;
 mod error;
 mod exec;
 mod graph;
