@@ -40,6 +40,9 @@ struct Row {
     gflop: f64,
 }
 
+/// (name, batch, GFLOP per run or 0 when not counted, the work).
+type Task<'a> = (&'static str, usize, f64, Box<dyn FnMut() + 'a>);
+
 fn time(repeats: usize, mut f: impl FnMut()) -> (f64, f64) {
     f();
     f();
@@ -212,7 +215,7 @@ pub fn run(a: Args) -> Result<()> {
                 None => g.layers.into_values().for_each(|l| sync(l.gradient)),
             }
         };
-        let mut tasks: Vec<(&'static str, usize, f64, Box<dyn FnMut() + '_>)> = vec![
+        let mut tasks: Vec<Task> = vec![
             (
                 "forward (plain burn, unfolded BN)",
                 1,
