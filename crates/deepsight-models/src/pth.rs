@@ -39,8 +39,10 @@ fn fmt(reason: impl Into<String>) -> ModelError {
 
 fn parse_legacy(bytes: &[u8]) -> Result<Weights> {
     let mut pos = 0;
-    let not_torch = |_| fmt("not a PyTorch weight file (no pickle header)");
-    let magic = unpickle(bytes, &mut pos).map_err(not_torch)?;
+    let magic = unpickle(bytes, &mut pos).map_err(|e| match e {
+        refused @ ModelError::UnsafePickle(_) => refused,
+        _ => fmt("not a PyTorch weight file (no pickle header)"),
+    })?;
     if magic != Value::BigInt(LEGACY_MAGIC.to_vec()) {
         return Err(fmt("not a PyTorch weight file (wrong magic number)"));
     }
