@@ -4,7 +4,7 @@
 
 use anyhow::{Result, bail};
 use burn::tensor::module::conv2d;
-use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use deepsight_models::{Arch, ModelSource};
 use deepsight_runtime::{
     Classifier, Device, GradientRequest, Graph, GraphModel, LayeredClassifier, Objective, Op, Padding,
@@ -139,15 +139,20 @@ fn raw_burn_forward(graph: &Graph, x: Tensor<4>) -> Tensor<4> {
             }
             Op::Add => arg(0) + arg(1),
             Op::Identity => arg(0),
-            Op::AvgPool(_) => unimplemented_op("AvgPool"),
+            Op::AvgPool(p) => burn::tensor::module::avg_pool2d(
+                arg(0),
+                AvgPoolOptions {
+                    kernel_size: p.kernel,
+                    stride: p.stride,
+                    padding: [(p.padding[0], p.padding[2]), (p.padding[1], p.padding[3])],
+                    count_include_pad: p.count_include_pad,
+                    ceil_mode: p.ceil_mode,
+                },
+            ),
         };
         values.push(y);
     }
     values.pop().expect("a graph has nodes")
-}
-
-fn unimplemented_op(name: &str) -> Tensor<4> {
-    panic!("the plain-burn reference forward has no {name}; no built-in model uses it")
 }
 
 fn gemm_peak(device: &Device, repeats: usize) -> f64 {

@@ -250,3 +250,62 @@ fn wrong_tensor_shapes_are_refused_and_leave_no_output() {
     assert!(e.contains("no tensor named 'input'"), "{e}");
     assert!(!out.exists(), "a failed run must not leave an output file");
 }
+
+#[test]
+fn classify_labels_reports_accuracy() {
+    let m = manifest();
+    let classes = m["lite0"]["target_classes"].as_array().unwrap();
+    let lines: Vec<String> = m["lite0"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(classes)
+        .map(|(f, c)| {
+            format!(
+                "{}, {}",
+                shared()
+                    .join("data/imagenet-val-1300/data")
+                    .join(f.as_str().unwrap())
+                    .display(),
+                c
+            )
+        })
+        .collect();
+    let labels = tmp("labels.txt");
+    std::fs::write(&labels, lines.join("\n")).unwrap();
+    // The target classes are the reference model's own top-1 predictions.
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["classify", "--json", "--labels", labels.to_str().unwrap()])).unwrap();
+    assert_eq!(json["images"], 6);
+    assert_eq!(json["top1"], 100.0);
+    std::fs::write(&labels, "no comma here\n").unwrap();
+    let e = fails(&["classify", "--labels", labels.to_str().unwrap()]);
+    assert!(
+        e.contains("line 1") && e.contains("expected 'FILE, label'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bench_runs_and_writes_json() {
+    let out = tmp("bench.json");
+    let text = ok(&[
+        "bench",
+        "--models",
+        "lite0",
+        "--repeats",
+        "1",
+        "--no-batch16",
+        "--only",
+        "forward",
+        "--json",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        text.contains("GEMM peak") && text.contains("| lite0 | forward | 1 |"),
+        "{text}"
+    );
+    let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert!(rows[0]["median_ms"].as_f64().unwrap() > 0.0);
+}

@@ -154,7 +154,12 @@ fn build(records: BTreeMap<String, TensorRecord>, storages: &HashMap<String, &[u
         let numel = r.size.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         let numel = numel
             .filter(|n| n.saturating_mul(elem) <= raw.len())
-            .ok_or_else(|| fmt(format!("tensor '{name}' of shape {:?} is larger than its storage", r.size)))?;
+            .ok_or_else(|| {
+                fmt(format!(
+                    "tensor '{name}' of shape {:?} is larger than its storage",
+                    r.size
+                ))
+            })?;
         let mut data = Vec::with_capacity(numel);
         let mut index = vec![0usize; r.size.len()];
         for _ in 0..numel {

@@ -77,14 +77,7 @@ pub fn resnet50<W: WeightSource>(weights: &W, device: &Device, classes: usize) -
         ConvSpec::new([3, 64], 7, 2, Padding::symmetric(3)),
     )?;
     x = b.rectifier("relu", x, Bounds::RELU)?;
-    let pool = Pool {
-        kernel: [3, 3],
-        stride: [2, 2],
-        padding: [1; 4],
-        dilation: [1, 1],
-        ceil_mode: false,
-        count_include_pad: true,
-    };
+    let pool = Pool::square(3, 2, 1);
     x = b.push("maxpool", Op::MaxPool(pool), &[x])?;
     let mut cin = 64;
     for (stage, (blocks, width)) in [(3, 64), (4, 128), (6, 256), (3, 512)].into_iter().enumerate() {

@@ -20,14 +20,7 @@ pub fn vgg16<W: WeightSource>(weights: &W, device: &Device, classes: usize) -> R
     let mut i = 0;
     for &c in &VGG16 {
         if c == 0 {
-            let pool = Pool {
-                kernel: [2, 2],
-                stride: [2, 2],
-                padding: [0; 4],
-                dilation: [1, 1],
-                ceil_mode: false,
-                count_include_pad: true,
-            };
+            let pool = Pool::square(2, 2, 0);
             x = b.push(&format!("features.{i}"), Op::MaxPool(pool), &[x])?;
             i += 1;
         } else {

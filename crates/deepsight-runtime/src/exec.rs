@@ -49,20 +49,20 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
     let mut captured = HashMap::new();
     let mut switches = HashMap::new();
     let mut input = Some(input);
-    let take = |values: &mut Vec<Option<Tensor<4>>>, id: NodeId, step: usize| -> Tensor<4> {
-        if plan.last_use[id] == step {
-            values[id]
-                .take()
-                .expect("plan order guarantees inputs are computed")
+    // Moves a value out at its last read (the last argument slot of its last reader), else clones.
+    let take = |values: &mut Vec<Option<Tensor<4>>>, inputs: &[NodeId], j: usize, step: usize| -> Tensor<4> {
+        let id = inputs[j];
+        let last = plan.last_use[id] == step && !inputs[j + 1..].contains(&id);
+        let v = if last {
+            values[id].take()
         } else {
-            values[id]
-                .clone()
-                .expect("plan order guarantees inputs are computed")
-        }
+            values[id].clone()
+        };
+        v.expect("plan order guarantees inputs are computed")
     };
     for (s, step) in plan.steps.iter().enumerate() {
         let started = profile.then(std::time::Instant::now);
-        let mut args = step.inputs.iter().map(|&i| take(&mut values, i, s));
+        let mut args = (0..step.inputs.len()).map(|j| take(&mut values, &step.inputs, j, s));
         let mut x = || args.next().expect("arity checked when the graph was built");
         let y = match &step.op {
             StepOp::Input => input.take().expect("one input node"),

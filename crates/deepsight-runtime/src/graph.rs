@@ -107,6 +107,20 @@ pub struct Pool {
     pub count_include_pad: bool,
 }
 
+impl Pool {
+    /// A square `k x k` window with stride `s` and padding `p` on every side, floor mode.
+    pub fn square(k: usize, s: usize, p: usize) -> Pool {
+        Pool {
+            kernel: [k, k],
+            stride: [s, s],
+            padding: [p; 4],
+            dilation: [1, 1],
+            ceil_mode: false,
+            count_include_pad: true,
+        }
+    }
+}
+
 /// One operation of the graph.
 // A graph holds a few hundred nodes built once: boxing the weight-bearing variants would buy nothing.
 #[allow(clippy::large_enum_variant)]

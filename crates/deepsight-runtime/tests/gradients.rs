@@ -72,14 +72,7 @@ fn net(d: &Device) -> GraphModel {
         .unwrap();
     x = g.push("bn1", bn(&mut r, 8, d), &[x]).unwrap();
     x = g.push("act1", Op::Rectifier(Bounds::RELU6), &[x]).unwrap();
-    let pool = Pool {
-        kernel: [3, 3],
-        stride: [2, 2],
-        padding: [1; 4],
-        dilation: [1, 1],
-        ceil_mode: false,
-        count_include_pad: true,
-    };
+    let pool = Pool::square(3, 2, 1);
     let a = g.push("pool", Op::MaxPool(pool), &[x]).unwrap();
     x = g
         .push(

@@ -9,14 +9,7 @@ use deepsight_runtime::{
 fn pool_model(h: usize, w: usize) -> GraphModel {
     let d = default_device();
     let mut g = Graph::new("input", 1);
-    let pool = Pool {
-        kernel: [3, 3],
-        stride: [2, 2],
-        padding: [1; 4],
-        dilation: [1, 1],
-        ceil_mode: false,
-        count_include_pad: true,
-    };
+    let pool = Pool::square(3, 2, 1);
     let p = g.push("pool", Op::MaxPool(pool), &[0]).unwrap();
     let gap = g.push("gap", Op::GlobalAvgPool, &[p]).unwrap();
     let fc = Linear {
@@ -248,4 +241,31 @@ fn a_linear_head_rejects_an_input_of_another_size() {
         e.contains("layer 'fc'") && e.contains("expects 16 features"),
         "{e}"
     );
+}
+
+#[test]
+fn a_node_may_read_the_same_input_twice() {
+    let d = default_device();
+    let mut g = Graph::new("input", 1);
+    let twice = g.push("twice", Op::Add, &[0, 0]).unwrap();
+    let gap = g.push("gap", Op::GlobalAvgPool, &[twice]).unwrap();
+    g.push(
+        "fc",
+        Op::Linear(Linear {
+            weight: Tensor::ones([1, 1], &d),
+            bias: None,
+        }),
+        &[gap],
+    )
+    .unwrap();
+    let model = GraphModel::new(g, [2, 2], d.clone()).unwrap();
+    let x = Tensor::from_data(TensorData::new(vec![1.0, 2.0, 3.0, 4.0], [1, 1, 2, 2]), &d);
+    assert_eq!(to_vec(model.logits(x.clone()).unwrap()), vec![5.0]);
+    let g = model
+        .gradients(
+            x,
+            &GradientRequest::input(Objective::Logit(vec![0]), RectifierRule::Plain),
+        )
+        .unwrap();
+    assert_eq!(to_vec(g.input.unwrap()), vec![0.5; 4]);
 }

@@ -97,14 +97,7 @@ fn linear<W: WeightSource>(w: &W, name: &str, io: [usize; 2], d: &Device) -> Op 
 }
 
 pub fn pool(k: usize, s: usize, p: usize) -> Op {
-    Op::MaxPool(Pool {
-        kernel: [k; 2],
-        stride: [s; 2],
-        padding: [p; 4],
-        dilation: [1, 1],
-        ceil_mode: false,
-        count_include_pad: true,
-    })
+    Op::MaxPool(Pool::square(k, s, p))
 }
 
 /// `generate_fixtures.py`'s TinyVGG, named like its PyTorch modules.
