@@ -23,8 +23,8 @@ pub struct Args {
     /// Skip the batch-16 forward (the slowest task).
     #[arg(long)]
     no_batch16: bool,
-    /// Only these tasks (exact names, e.g. `forward`).
-    #[arg(long, value_delimiter = ',')]
+    /// Only these tasks (exact names, e.g. `--only forward --only 'forward+backward to input'`).
+    #[arg(long)]
     only: Vec<String>,
     /// Also write the rows as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -211,6 +211,15 @@ pub fn run(a: Args) -> Result<()> {
             grad(RectifierRule::Guided, false),
         );
         let x16 = random_input(16, &device);
+        // Capturing every convolution keeps each BatchNorm unfolded: the same kernels as the
+        // plain-burn forward, so the difference between the two is the layer API's own cost.
+        let conv_names: Vec<String> = model
+            .layers()
+            .into_iter()
+            .filter(|l| l.op.contains("Conv"))
+            .map(|l| l.name)
+            .collect();
+        let convs: Vec<&str> = conv_names.iter().map(String::as_str).collect();
         let m = &model;
         let x = &x1;
         let backward = |req: &GradientRequest| {
@@ -226,6 +235,12 @@ pub fn run(a: Args) -> Result<()> {
                 1,
                 flops1,
                 Box::new(|| sync(raw_burn_forward(m.graph(), x.clone()))),
+            ),
+            (
+                "forward (DeepSight, unfolded BN)",
+                1,
+                flops1,
+                Box::new(|| sync(m.capture(x.clone(), &convs, false).expect("runs").logits)),
             ),
             (
                 "forward",
