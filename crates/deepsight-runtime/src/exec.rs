@@ -110,10 +110,17 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
                         .map_or(rule, |o| o.1);
                     rectify(x(), *bounds, rule)
                 }
-                None => match bounds.hi {
-                    None => x().clamp_min(bounds.lo),
-                    Some(hi) => x().clamp(bounds.lo, hi),
-                },
+                None => {
+                    let x = x();
+                    if depthwise::supported(&x.device()) {
+                        rectify(x, *bounds, RectifierRule::Plain)
+                    } else {
+                        match bounds.hi {
+                            None => x.clamp_min(bounds.lo),
+                            Some(hi) => x.clamp(bounds.lo, hi),
+                        }
+                    }
+                }
             },
             StepOp::MaxPool(p) => {
                 let opts = MaxPoolOptions {

@@ -12,7 +12,9 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension, get_or_init_device_settings};
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor, TensorData};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
 
 /// How a rectifier `y = clamp(x, lo, hi)` passes the gradient `g` back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -61,9 +63,34 @@ fn clamp_forward<B: Backend>(x: FloatTensor<B>, lo: f32, hi: f32) -> FloatTensor
     }
 }
 
+/// One pass, in place when the buffer is not shared: burn's generic clamp costs two comparisons
+/// and two masked fills, four passes and two mask tensors.
 impl RectifierBackend for Flex {
     fn rectify(x: FloatTensor<Self>, lo: f32, hi: f32, _rule: u8) -> FloatTensor<Self> {
-        clamp_forward::<Flex>(x, lo, hi)
+        if x.dtype() != DType::F32 || !x.is_contiguous() || x.layout().start_offset() != 0 {
+            return clamp_forward::<Flex>(x, lo, hi);
+        }
+        let hi = if hi.is_nan() { f32::INFINITY } else { hi };
+        // NaN passes through, as in PyTorch's clamp.
+        let clamp = move |v: f32| {
+            if v < lo {
+                lo
+            } else if v > hi {
+                hi
+            } else {
+                v
+            }
+        };
+        let mut x = x;
+        if let Some(values) = x.try_storage_mut::<f32>() {
+            values
+                .par_chunks_mut(1 << 15)
+                .for_each(|c| c.iter_mut().for_each(|v| *v = clamp(*v)));
+            return x;
+        }
+        let n = x.layout().num_elements();
+        let out: Vec<f32> = x.storage::<f32>()[..n].par_iter().map(|&v| clamp(v)).collect();
+        FlexTensor::from_data(TensorData::new(out, x.layout().shape().clone()))
     }
 }
 
@@ -92,7 +119,68 @@ fn rectify_backward<B: Backend>(
     }
 }
 
-impl<B: Backend + RectifierBackend, C: CheckpointStrategy> RectifierBackend for Autodiff<B, C> {
+/// The backward step of [`rectify`]. The default body serves every backend; flex overrides it
+/// with one fused pass.
+pub trait RectifierGrad: Backend {
+    /// `dL/dx` from the forward input `x` and `dL/dy`, for `rule` (0 plain, 1 guided, 2 deconv).
+    fn rectify_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        lo: f32,
+        hi: f32,
+        rule: u8,
+    ) -> FloatTensor<Self> {
+        rectify_backward::<Self>(x, grad, lo, hi, rule)
+    }
+}
+
+impl RectifierGrad for Flex {
+    fn rectify_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        lo: f32,
+        hi: f32,
+        rule: u8,
+    ) -> FloatTensor<Self> {
+        let plain =
+            |t: &FlexTensor| t.dtype() == DType::F32 && t.is_contiguous() && t.layout().start_offset() == 0;
+        if !plain(&x) || !plain(&grad) || x.layout().shape() != grad.layout().shape() {
+            return rectify_backward::<Flex>(x, grad, lo, hi, rule);
+        }
+        let hi = if hi.is_nan() { f32::INFINITY } else { hi };
+        let pass = move |x: f32, g: f32| -> f32 {
+            let open = x > lo && x < hi;
+            match rule {
+                2 => g.max(0.0),
+                1 if open && g > 0.0 => g,
+                0 if open => g,
+                _ => 0.0,
+            }
+        };
+        let n = x.layout().num_elements();
+        let xs = &x.storage::<f32>()[..n];
+        let mut grad = grad;
+        if let Some(gs) = grad.try_storage_mut::<f32>() {
+            gs[..n]
+                .par_chunks_mut(1 << 15)
+                .zip(xs.par_chunks(1 << 15))
+                .for_each(|(g, x)| {
+                    g.iter_mut().zip(x).for_each(|(g, x)| *g = pass(*x, *g));
+                });
+            return grad;
+        }
+        let out: Vec<f32> = grad.storage::<f32>()[..n]
+            .par_iter()
+            .zip(xs.par_iter())
+            .map(|(g, x)| pass(*x, *g))
+            .collect();
+        FlexTensor::from_data(TensorData::new(out, grad.layout().shape().clone()))
+    }
+}
+
+impl<B: Backend + RectifierBackend + RectifierGrad, C: CheckpointStrategy> RectifierBackend
+    for Autodiff<B, C>
+{
     fn rectify(x: FloatTensor<Self>, lo: f32, hi: f32, rule: u8) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct RectifyBackward {
@@ -101,7 +189,7 @@ impl<B: Backend + RectifierBackend, C: CheckpointStrategy> RectifierBackend for 
             rule: u8,
         }
 
-        impl<B: Backend> Backward<B, 1> for RectifyBackward {
+        impl<B: Backend + RectifierGrad> Backward<B, 1> for RectifyBackward {
             type State = FloatTensor<B>;
 
             fn backward(
@@ -113,7 +201,7 @@ impl<B: Backend + RectifierBackend, C: CheckpointStrategy> RectifierBackend for 
                 let [parent] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 if let Some(node) = parent {
-                    let g = rectify_backward::<B>(ops.state, grad, self.lo, self.hi, self.rule);
+                    let g = B::rectify_grad(ops.state, grad, self.lo, self.hi, self.rule);
                     grads.register::<B>(node.id, g);
                 }
             }
