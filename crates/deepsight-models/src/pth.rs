@@ -160,6 +160,20 @@ fn build(records: BTreeMap<String, TensorRecord>, storages: &HashMap<String, &[u
                     r.size
                 ))
             })?;
+        let contiguous = r
+            .size
+            .iter()
+            .zip(&r.stride)
+            .rev()
+            .try_fold(1usize, |want, (&d, &st)| (d == 1 || st == want).then(|| want * d));
+        if contiguous.is_some() {
+            let bytes = raw
+                .get(r.offset * elem..(r.offset + numel) * elem)
+                .ok_or_else(|| fmt(format!("tensor '{name}' reaches past its storage")))?;
+            let data = bytes.chunks_exact(elem).map(|b| element(r.dtype, b)).collect();
+            tensors.insert(name, WeightTensor { shape: r.size, data });
+            continue;
+        }
         let mut data = Vec::with_capacity(numel);
         let mut index = vec![0usize; r.size.len()];
         for _ in 0..numel {
