@@ -14,7 +14,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
@@ -398,26 +398,15 @@ impl<B: Backend + DepthwiseBackend + DepthwiseKernels, C: CheckpointStrategy> De
     }
 }
 
-/// Whether the direct kernel serves tensors on `device` (burn's flex CPU backend, with or without
-/// autodiff); elsewhere burn's own grouped convolution runs.
-pub fn supported(device: &Device) -> bool {
-    let base = if device.is_autodiff() {
-        device.clone().inner()
-    } else {
-        device.clone()
-    };
-    base == Device::flex()
-}
-
-/// Whether to use the direct kernel for `x`: on flex, for maps of at least 14x14 (on smaller maps
-/// per-plane overhead dominates and burn's kernel is as fast: measured by the
+/// Whether to use the direct kernel for `x`: on flex, for maps of at least 14x14 (on 7x7 maps
+/// per-plane overhead dominates and burn's kernel is about twice as fast: measured by the
 /// `depthwise_speed` example).
 /// `DEEPSIGHT_DEPTHWISE=burn` turns it off, for side-by-side benchmarks.
 pub fn worthwhile(x: &Tensor<4>) -> bool {
     static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let off = *OFF.get_or_init(|| std::env::var_os("DEEPSIGHT_DEPTHWISE").is_some_and(|v| v == "burn"));
     let [_, _, h, w] = x.dims();
-    !off && h * w >= 14 * 14 && supported(&x.device())
+    !off && h * w >= 14 * 14 && crate::flex::is_flex(&x.device())
 }
 
 /// Depthwise convolution of `x` by `weight [c, 1, kh, kw]` with `geometry`.

@@ -112,7 +112,7 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
                 }
                 None => {
                     let x = x();
-                    if depthwise::supported(&x.device()) {
+                    if crate::flex::is_flex(&x.device()) {
                         rectify(x, *bounds, RectifierRule::Plain)
                     } else {
                         match bounds.hi {

@@ -9,6 +9,7 @@ mod classifier;
 pub mod depthwise;
 mod error;
 mod exec;
+pub mod flex;
 mod graph;
 mod model;
 mod plan;

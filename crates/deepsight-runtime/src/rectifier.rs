@@ -5,6 +5,7 @@
 //! runs through [`rectify`], a backend extension with its own backward step; the rule is an
 //! argument of the call, so the same model serves all three rules at once.
 
+use crate::flex::dense_f32;
 use burn::backend::TensorMetadata;
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -12,7 +13,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension, get_or_init_device_settings};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
@@ -55,6 +56,11 @@ pub trait RectifierBackend: Backend {
     fn rectify(x: FloatTensor<Self>, lo: f32, hi: f32, rule: u8) -> FloatTensor<Self>;
 }
 
+// The extension macro passes plain integers: the rule travels as one of these codes.
+const PLAIN: u8 = 0;
+const GUIDED: u8 = 1;
+const DECONV: u8 = 2;
+
 fn clamp_forward<B: Backend>(x: FloatTensor<B>, lo: f32, hi: f32) -> FloatTensor<B> {
     if hi.is_nan() {
         B::float_clamp_min(x, lo.into())
@@ -67,7 +73,7 @@ fn clamp_forward<B: Backend>(x: FloatTensor<B>, lo: f32, hi: f32) -> FloatTensor
 /// and two masked fills, four passes and two mask tensors.
 impl RectifierBackend for Flex {
     fn rectify(x: FloatTensor<Self>, lo: f32, hi: f32, _rule: u8) -> FloatTensor<Self> {
-        if x.dtype() != DType::F32 || !x.is_contiguous() || x.layout().start_offset() != 0 {
+        if !dense_f32(&x) {
             return clamp_forward::<Flex>(x, lo, hi);
         }
         let hi = if hi.is_nan() { f32::INFINITY } else { hi };
@@ -103,7 +109,7 @@ fn rectify_backward<B: Backend>(
     rule: u8,
 ) -> FloatTensor<B> {
     let bool_dtype = get_or_init_device_settings::<B>(&grad.device()).bool_dtype;
-    if rule == 2 {
+    if rule == DECONV {
         return B::float_clamp_min(grad, 0.0f32.into());
     }
     let mut dead = B::float_lower_equal_elem(x.clone(), lo.into(), bool_dtype);
@@ -112,7 +118,7 @@ fn rectify_backward<B: Backend>(
         dead = B::bool_or(dead, above);
     }
     let grad = B::float_mask_fill(grad, dead, 0.0f32.into());
-    if rule == 1 {
+    if rule == GUIDED {
         B::float_clamp_min(grad, 0.0f32.into())
     } else {
         grad
@@ -142,18 +148,16 @@ impl RectifierGrad for Flex {
         hi: f32,
         rule: u8,
     ) -> FloatTensor<Self> {
-        let plain =
-            |t: &FlexTensor| t.dtype() == DType::F32 && t.is_contiguous() && t.layout().start_offset() == 0;
-        if !plain(&x) || !plain(&grad) || x.layout().shape() != grad.layout().shape() {
+        if !dense_f32(&x) || !dense_f32(&grad) || x.layout().shape() != grad.layout().shape() {
             return rectify_backward::<Flex>(x, grad, lo, hi, rule);
         }
         let hi = if hi.is_nan() { f32::INFINITY } else { hi };
         let pass = move |x: f32, g: f32| -> f32 {
             let open = x > lo && x < hi;
             match rule {
-                2 => g.max(0.0),
-                1 if open && g > 0.0 => g,
-                0 if open => g,
+                DECONV => g.max(0.0),
+                GUIDED if open && g > 0.0 => g,
+                PLAIN if open => g,
                 _ => 0.0,
             }
         };
@@ -225,9 +229,9 @@ impl<B: Backend + RectifierBackend + RectifierGrad, C: CheckpointStrategy> Recti
 /// Applies the rectifier `bounds` to `x`; on an autodiff device its backward follows `rule`.
 pub fn rectify<const D: usize>(x: Tensor<D>, bounds: Bounds, rule: RectifierRule) -> Tensor<D> {
     let code = match rule {
-        RectifierRule::Plain => 0,
-        RectifierRule::Guided => 1,
-        RectifierRule::Deconv => 2,
+        RectifierRule::Plain => PLAIN,
+        RectifierRule::Guided => GUIDED,
+        RectifierRule::Deconv => DECONV,
     };
     let hi = bounds.hi.unwrap_or(f32::NAN);
     Tensor::from_dispatch(<Dispatch as RectifierBackend>::rectify(
