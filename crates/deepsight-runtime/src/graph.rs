@@ -4,6 +4,7 @@
 //! `[N, F, 1, 1]`, so that every layer can be captured, probed and differentiated the same way.
 
 use crate::error::{Result, RuntimeError};
+use crate::ops::ExtOp;
 use crate::rectifier::Bounds;
 use burn::tensor::Tensor;
 use std::collections::HashMap;
@@ -144,6 +145,11 @@ pub enum Op {
     Add,
     /// Passes its input through (dropout at inference, a named tap point).
     Identity,
+    /// PyTorch's `adaptive_avg_pool2d` to `[h, w]` (the identity where the input already has
+    /// that size).
+    AdaptiveAvgPool([usize; 2]),
+    /// The operations that imported graphs bring (see [`ExtOp`]).
+    Ext(ExtOp),
 }
 
 impl Op {
@@ -164,6 +170,8 @@ impl Op {
             Op::Linear(_) => "Linear",
             Op::Add => "Add",
             Op::Identity => "Identity",
+            Op::AdaptiveAvgPool(_) => "AdaptiveAvgPool",
+            Op::Ext(e) => e.kind(),
         }
     }
 
@@ -173,15 +181,18 @@ impl Op {
             Op::Conv2d(c) => c.weight.shape().num_elements() + c.bias.as_ref().map_or(0, |b| b.dims()[0]),
             Op::BatchNorm(b) => 2 * b.gamma.dims()[0],
             Op::Linear(l) => l.weight.shape().num_elements() + l.bias.as_ref().map_or(0, |b| b.dims()[0]),
+            Op::Ext(e) => e.params(),
             _ => 0,
         }
     }
 
-    fn arity(&self) -> usize {
+    /// Number of inputs, `None` for any number of at least one.
+    fn arity(&self) -> Option<usize> {
         match self {
-            Op::Input => 0,
-            Op::Add => 2,
-            _ => 1,
+            Op::Input => Some(0),
+            Op::Add => Some(2),
+            Op::Ext(e) => e.arity(),
+            _ => Some(1),
         }
     }
 }
@@ -228,13 +239,18 @@ impl Graph {
         if self.index.contains_key(&name) {
             return Err(invalid("a node of this name already exists".into()));
         }
-        if inputs.len() != op.arity() {
-            return Err(invalid(format!(
-                "{} takes {} inputs, got {}",
-                op.kind(),
-                op.arity(),
-                inputs.len()
-            )));
+        match op.arity() {
+            Some(n) if inputs.len() != n => {
+                return Err(invalid(format!(
+                    "{} takes {n} inputs, got {}",
+                    op.kind(),
+                    inputs.len()
+                )));
+            }
+            None if inputs.is_empty() => {
+                return Err(invalid(format!("{} takes at least one input", op.kind())));
+            }
+            _ => {}
         }
         if let Some(bad) = inputs.iter().find(|&&i| i >= self.nodes.len()) {
             return Err(invalid(format!("input node #{bad} does not exist yet")));
@@ -304,6 +320,11 @@ impl Graph {
                     2.0 * (out.iter().product::<usize>() * i * kh * kw) as f64
                 }
                 Op::Linear(l) => 2.0 * (out[0] * l.weight.shape().num_elements()) as f64,
+                Op::Ext(ExtOp::ConvTranspose2d(t)) => {
+                    let [i, _, kh, kw] = t.weight.dims();
+                    let [n, _, h, w] = shapes[node.inputs[0]];
+                    2.0 * (n * h * w * i * t.weight.dims()[1] * kh * kw) as f64
+                }
                 _ => 0.0,
             })
             .sum())

@@ -12,6 +12,7 @@ mod exec;
 pub mod flex;
 mod graph;
 mod model;
+pub mod ops;
 mod plan;
 pub mod rectifier;
 mod shapes;
@@ -22,6 +23,7 @@ pub use classifier::{
 pub use error::{Result, RuntimeError};
 pub use graph::{BatchNorm, Conv2d, Graph, Linear, Node, NodeId, Op, Padding, Pool};
 pub use model::GraphModel;
+pub use ops::{Activation, Arithmetic, ConvTranspose2d, ExtOp, Lrn, Pad};
 pub use rectifier::{Bounds, RectifierRule, rectify};
 
 /// burn's tensor type and device, re-exported so users need no direct burn dependency.

@@ -39,7 +39,10 @@ impl GraphModel {
         }
         let cam_layer = (0..graph.nodes().len())
             .rev()
-            .find(|&i| shapes[i][2] * shapes[i][3] > 1)
+            // A pooling head (VGG's adaptive 7x7 average) is not a feature map of its own.
+            .find(|&i| {
+                shapes[i][2] * shapes[i][3] > 1 && !matches!(graph.nodes()[i].op, Op::AdaptiveAvgPool(_))
+            })
             .filter(|&i| i > 0)
             .map(|i| graph.nodes()[i].name.clone());
         Ok(GraphModel {

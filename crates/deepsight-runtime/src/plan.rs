@@ -6,6 +6,7 @@
 //! compiled per set of kept (unfoldable) convolutions and cached by the model.
 
 use crate::graph::{Conv2d, Graph, NodeId, Op, Padding, Pool};
+use crate::ops::ExtOp;
 use crate::rectifier::Bounds;
 use burn::tensor::Tensor;
 
@@ -45,6 +46,7 @@ pub(crate) enum StepOp {
     },
     Add,
     Identity,
+    Ext(ExtOp),
 }
 
 /// Steps in order, and for each node the index of the last step that reads it.
@@ -147,6 +149,8 @@ impl Plan {
                         }
                         Op::Add => StepOp::Add,
                         Op::Identity => StepOp::Identity,
+                        Op::AdaptiveAvgPool(size) => StepOp::Ext(ExtOp::AdaptiveAvgPool(*size)),
+                        Op::Ext(e) => StepOp::Ext(e.clone()),
                     },
                     node.inputs.clone(),
                 ),

@@ -124,6 +124,16 @@ pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<[usize; 4]>>
                 x
             }
             Op::Rectifier(_) | Op::Identity => x,
+            Op::AdaptiveAvgPool([oh, ow]) => {
+                if *oh == 0 || *ow == 0 {
+                    return Err(fail("output size must be positive".into()));
+                }
+                [n, c, *oh, *ow]
+            }
+            Op::Ext(e) => {
+                let xs: Vec<[usize; 4]> = node.inputs.iter().map(|&i| shapes[i]).collect();
+                e.output_shape(&xs).map_err(fail)?
+            }
         };
         shapes.push(out);
     }

@@ -1,0 +1,323 @@
+//! The operations beyond the core CNN set (convolution, BatchNorm, rectifiers, pooling, linear):
+//! what imported ONNX graphs also contain. Each is written over burn's differentiable tensor ops,
+//! so gradients, captures and probes work on them with no backward code of their own.
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::{hard_sigmoid, leaky_relu, sigmoid, softmax, tanh};
+use burn::tensor::module::{adaptive_avg_pool2d, conv_transpose2d};
+use burn::tensor::ops::ConvTransposeOptions;
+
+/// A transposed convolution, weights `[in, out / groups, kh, kw]` as in PyTorch and ONNX.
+#[derive(Debug, Clone)]
+pub struct ConvTranspose2d {
+    pub weight: Tensor<4>,
+    pub bias: Option<Tensor<1>>,
+    pub stride: [usize; 2],
+    /// Symmetric padding `[h, w]` taken off each side of the full output.
+    pub padding: [usize; 2],
+    /// Extra rows/columns added at the bottom/right of the output.
+    pub output_padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl ConvTranspose2d {
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.weight.dims()[1] * self.groups
+    }
+
+    /// Output `[h, w]` for an input of `[h, w]`.
+    pub fn out_size(&self, input: [usize; 2]) -> Option<[usize; 2]> {
+        let [_, _, kh, kw] = self.weight.dims();
+        let k = [kh, kw];
+        let dim = |i: usize| {
+            ((input[i].checked_sub(1)?) * self.stride[i]
+                + self.dilation[i] * (k[i] - 1)
+                + 1
+                + self.output_padding[i])
+                .checked_sub(2 * self.padding[i])
+                .filter(|&o| o > 0)
+        };
+        Some([dim(0)?, dim(1)?])
+    }
+
+    fn apply(&self, x: Tensor<4>) -> Tensor<4> {
+        let opts = ConvTransposeOptions {
+            stride: self.stride,
+            padding: self.padding,
+            padding_out: self.output_padding,
+            dilation: self.dilation,
+            groups: self.groups,
+        };
+        conv_transpose2d(x, self.weight.clone(), self.bias.clone(), opts)
+    }
+}
+
+/// A pointwise nonlinearity other than the clamp-type rectifiers (those have backward rules of
+/// their own, see [`crate::RectifierRule`]; these always use their true derivative).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// `x` if positive, else `alpha * x`.
+    LeakyRelu {
+        alpha: f32,
+    },
+    Sigmoid,
+    /// `max(0, min(1, alpha * x + beta))`.
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    /// `x * hard_sigmoid(x; 1/6, 1/2)`.
+    HardSwish,
+    Tanh,
+}
+
+impl Activation {
+    fn apply(self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Activation::LeakyRelu { alpha } => leaky_relu(x, alpha as f64),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::HardSigmoid { alpha, beta } => hard_sigmoid(x, alpha as f64, beta as f64),
+            Activation::HardSwish => x.clone() * hard_sigmoid(x, 1.0 / 6.0, 0.5),
+            Activation::Tanh => tanh(x),
+        }
+    }
+}
+
+/// An elementwise arithmetic operation with NumPy broadcasting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arithmetic {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl Arithmetic {
+    fn apply(self, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+        match self {
+            Arithmetic::Add => a + b,
+            Arithmetic::Sub => a - b,
+            Arithmetic::Mul => a * b,
+            Arithmetic::Div => a / b,
+        }
+    }
+}
+
+/// Local response normalisation across channels (AlexNet; ONNX `LRN`, PyTorch
+/// `LocalResponseNorm`): `y = x / (bias + alpha / size * sum_{window} x^2) ^ beta`, the window
+/// covering channels `c - (size-1)/2 ..= c + size/2`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lrn {
+    pub size: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub bias: f32,
+}
+
+impl Lrn {
+    fn apply(self, x: Tensor<4>) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
+        let (front, back) = ((self.size - 1) / 2, self.size / 2);
+        let squared = x.clone().powf_scalar(2.0);
+        let padded = Tensor::cat(
+            vec![
+                Tensor::zeros([n, front, h, w], &x.device()),
+                squared,
+                Tensor::zeros([n, back, h, w], &x.device()),
+            ],
+            1,
+        );
+        let mut sum = padded.clone().narrow(1, 0, c);
+        for k in 1..self.size {
+            sum = sum + padded.clone().narrow(1, k, c);
+        }
+        let denom =
+            (sum * (self.alpha as f64 / self.size as f64) + self.bias as f64).powf_scalar(self.beta as f64);
+        x / denom
+    }
+}
+
+/// Constant padding of the spatial dimensions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pad {
+    /// `[top, left, bottom, right]`.
+    pub pads: [usize; 4],
+    pub value: f32,
+}
+
+impl Pad {
+    fn apply(self, x: Tensor<4>) -> Tensor<4> {
+        let [t, l, b, r] = self.pads;
+        x.pad([(t, b), (l, r)], burn::tensor::ops::PadMode::Constant(self.value))
+    }
+}
+
+/// The extended operations, as graph nodes carry them.
+#[derive(Debug, Clone)]
+pub enum ExtOp {
+    /// PyTorch's `adaptive_avg_pool2d` to `[h, w]`.
+    AdaptiveAvgPool([usize; 2]),
+    ConvTranspose2d(ConvTranspose2d),
+    Activation(Activation),
+    Lrn(Lrn),
+    Pad(Pad),
+    /// Softmax over the channel (feature) dimension.
+    Softmax,
+    /// Two nodes combined elementwise, broadcasting dimensions of size 1.
+    Binary(Arithmetic),
+    /// A node and a constant of shape `[1 | C, 1 | H, 1 | W]` (stored `[1, C|1, H|1, W|1]`);
+    /// `constant_first` for `constant - x` and `constant / x`.
+    WithConstant {
+        op: Arithmetic,
+        constant: Tensor<4>,
+        constant_first: bool,
+    },
+    /// Concatenation along channels.
+    Concat,
+}
+
+impl ExtOp {
+    /// Runs the operation on its inputs, in order.
+    pub(crate) fn apply(&self, mut args: Vec<Tensor<4>>) -> Tensor<4> {
+        let mut one = || args.remove(0);
+        match self {
+            ExtOp::AdaptiveAvgPool(size) => adaptive_avg_pool2d(one(), *size),
+            ExtOp::ConvTranspose2d(c) => c.apply(one()),
+            ExtOp::Activation(a) => a.apply(one()),
+            ExtOp::Lrn(l) => l.apply(one()),
+            ExtOp::Pad(p) => p.apply(one()),
+            ExtOp::Softmax => softmax(one(), 1),
+            ExtOp::Binary(op) => {
+                let a = one();
+                op.apply(a, one())
+            }
+            ExtOp::WithConstant {
+                op,
+                constant,
+                constant_first,
+            } => {
+                let x = one();
+                if *constant_first {
+                    op.apply(constant.clone(), x)
+                } else {
+                    op.apply(x, constant.clone())
+                }
+            }
+            ExtOp::Concat => Tensor::cat(args, 1),
+        }
+    }
+
+    /// Short name, as `deepsight layers` prints it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExtOp::AdaptiveAvgPool(_) => "AdaptiveAvgPool",
+            ExtOp::ConvTranspose2d(_) => "ConvTranspose2d",
+            ExtOp::Activation(Activation::LeakyRelu { .. }) => "LeakyReLU",
+            ExtOp::Activation(Activation::Sigmoid) => "Sigmoid",
+            ExtOp::Activation(Activation::HardSigmoid { .. }) => "HardSigmoid",
+            ExtOp::Activation(Activation::HardSwish) => "HardSwish",
+            ExtOp::Activation(Activation::Tanh) => "Tanh",
+            ExtOp::Lrn(_) => "LRN",
+            ExtOp::Pad(_) => "Pad",
+            ExtOp::Softmax => "Softmax",
+            ExtOp::Binary(Arithmetic::Add)
+            | ExtOp::WithConstant {
+                op: Arithmetic::Add, ..
+            } => "Add",
+            ExtOp::Binary(Arithmetic::Sub)
+            | ExtOp::WithConstant {
+                op: Arithmetic::Sub, ..
+            } => "Sub",
+            ExtOp::Binary(Arithmetic::Mul)
+            | ExtOp::WithConstant {
+                op: Arithmetic::Mul, ..
+            } => "Mul",
+            ExtOp::Binary(Arithmetic::Div)
+            | ExtOp::WithConstant {
+                op: Arithmetic::Div, ..
+            } => "Div",
+            ExtOp::Concat => "Concat",
+        }
+    }
+
+    /// Learned parameters.
+    pub fn params(&self) -> usize {
+        match self {
+            ExtOp::ConvTranspose2d(c) => {
+                c.weight.shape().num_elements() + c.bias.as_ref().map_or(0, |b| b.dims()[0])
+            }
+            _ => 0,
+        }
+    }
+
+    /// Number of inputs, `None` for any number of at least one.
+    pub(crate) fn arity(&self) -> Option<usize> {
+        match self {
+            ExtOp::Binary(_) => Some(2),
+            ExtOp::Concat => None,
+            _ => Some(1),
+        }
+    }
+
+    /// Output shape for input shapes `xs`, or why they do not fit.
+    pub(crate) fn output_shape(&self, xs: &[[usize; 4]]) -> Result<[usize; 4], String> {
+        let [n, c, h, w] = xs[0];
+        match self {
+            ExtOp::AdaptiveAvgPool([oh, ow]) => {
+                if *oh == 0 || *ow == 0 {
+                    return Err("output size must be positive".into());
+                }
+                Ok([n, c, *oh, *ow])
+            }
+            ExtOp::ConvTranspose2d(t) => {
+                if c != t.weight.dims()[0] {
+                    return Err(format!("expects {} input channels, got {c}", t.weight.dims()[0]));
+                }
+                match t.out_size([h, w]) {
+                    Some([oh, ow]) => Ok([n, t.out_channels(), oh, ow]),
+                    None => Err(format!("gives an empty output for a {h}x{w} input")),
+                }
+            }
+            ExtOp::Activation(_) | ExtOp::Lrn(_) | ExtOp::Softmax => Ok(xs[0]),
+            ExtOp::Pad(p) => Ok([n, c, h + p.pads[0] + p.pads[2], w + p.pads[1] + p.pads[3]]),
+            ExtOp::Binary(_) => broadcast(xs[0], xs[1]),
+            ExtOp::WithConstant { constant, .. } => {
+                let out = broadcast(xs[0], constant.dims())?;
+                if out != xs[0] {
+                    return Err(format!(
+                        "a constant of {:?} would grow the input {:?}",
+                        constant.dims(),
+                        xs[0]
+                    ));
+                }
+                Ok(out)
+            }
+            ExtOp::Concat => {
+                let mut channels = 0;
+                for x in xs {
+                    if [x[0], x[2], x[3]] != [n, h, w] {
+                        return Err(format!("concatenates {x:?} with {:?}", xs[0]));
+                    }
+                    channels += x[1];
+                }
+                Ok([n, channels, h, w])
+            }
+        }
+    }
+}
+
+/// NumPy broadcasting of two rank-4 shapes.
+fn broadcast(a: [usize; 4], b: [usize; 4]) -> Result<[usize; 4], String> {
+    let mut out = [0; 4];
+    for i in 0..4 {
+        out[i] = match (a[i], b[i]) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return Err(format!("cannot broadcast {a:?} with {b:?}")),
+        };
+    }
+    Ok(out)
+}
