@@ -1,6 +1,7 @@
 //! DeepSight's models: built-in architectures, weight readers (a restricted `.pth` unpickler and
 //! safetensors), preprocessing presets and class names.
 
+pub mod alexnet;
 mod builder;
 pub mod error;
 mod io;
@@ -18,6 +19,6 @@ pub mod zoo;
 pub use error::{ModelError, Result};
 pub use io::write_atomic;
 pub use preprocess::{Preprocess, Preset, RgbImage};
-pub use source::{RandomWeights, WeightSource};
+pub use source::{RandomWeights, WeightSource, uniform_stream};
 pub use weights::{WeightTensor, Weights};
 pub use zoo::{Arch, LoadedModel, ModelSource};

@@ -5,7 +5,7 @@ use crate::preprocess::Preset;
 use crate::pth::{parse_pth, read_pth};
 use crate::source::{RandomWeights, WeightSource};
 use crate::weights::Weights;
-use crate::{lite0, resnet, vgg};
+use crate::{alexnet, lite0, resnet, vgg};
 use deepsight_runtime::{Device, Graph, GraphModel};
 use std::path::{Path, PathBuf};
 
@@ -21,18 +21,36 @@ static IMAGENET_SYNSETS: &str = include_str!("../assets/imagenet_synsets.txt");
 pub enum Arch {
     /// EfficientNet-Lite0, ImageNet-1k (real weights embedded).
     Lite0,
-    /// torchvision ResNet-50.
-    Resnet50,
+    /// torchvision AlexNet.
+    Alexnet,
+    /// A ZF-Net-style AlexNet variant for deconvnet experiments (see [`alexnet::zfnet`]).
+    Zfnet,
+    /// torchvision VGG-11.
+    Vgg11,
+    /// torchvision VGG-11 with BatchNorm.
+    Vgg11Bn,
     /// torchvision VGG-16.
     Vgg16,
+    /// torchvision VGG-16 with BatchNorm.
+    Vgg16Bn,
+    /// torchvision ResNet-18.
+    Resnet18,
+    /// torchvision ResNet-50.
+    Resnet50,
 }
 
 impl Arch {
-    /// Every built-in, with its CLI name.
-    pub const ALL: [(Arch, &'static str); 3] = [
+    /// Every built-in, with its CLI name (torchvision's model function name where there is one).
+    pub const ALL: [(Arch, &'static str); 9] = [
         (Arch::Lite0, "lite0"),
-        (Arch::Resnet50, "resnet50"),
+        (Arch::Alexnet, "alexnet"),
+        (Arch::Zfnet, "zfnet"),
+        (Arch::Vgg11, "vgg11"),
+        (Arch::Vgg11Bn, "vgg11_bn"),
         (Arch::Vgg16, "vgg16"),
+        (Arch::Vgg16Bn, "vgg16_bn"),
+        (Arch::Resnet18, "resnet18"),
+        (Arch::Resnet50, "resnet50"),
     ];
 
     /// The CLI name.
@@ -49,20 +67,28 @@ impl Arch {
         Arch::ALL.iter().find(|(_, n)| *n == name).map(|(a, _)| *a)
     }
 
-    /// The preprocessing the architecture's weights expect.
+    /// The preprocessing the architecture's weights expect (ZF-Net has no published weights: it
+    /// takes torchvision's, like the AlexNet it varies).
     pub fn preset(self) -> Preset {
         match self {
             Arch::Lite0 => Preset::EfficientNetLite,
-            Arch::Resnet50 | Arch::Vgg16 => Preset::TorchvisionImagenet,
+            _ => Preset::TorchvisionImagenet,
         }
     }
 
-    /// Builds the graph with weights from `source`.
+    /// Builds the graph with weights from `source`, for ImageNet's 1000 classes.
     pub fn graph<W: WeightSource>(self, source: &W, device: &Device) -> Result<Graph> {
+        const CLASSES: usize = 1000;
         match self {
             Arch::Lite0 => lite0::lite0(source, device),
-            Arch::Resnet50 => resnet::resnet50(source, device, 1000),
-            Arch::Vgg16 => vgg::vgg16(source, device, 1000),
+            Arch::Alexnet => alexnet::alexnet(source, device, CLASSES),
+            Arch::Zfnet => alexnet::zfnet(source, device, CLASSES),
+            Arch::Vgg11 => vgg::vgg11(source, device, CLASSES),
+            Arch::Vgg11Bn => vgg::vgg11_bn(source, device, CLASSES),
+            Arch::Vgg16 => vgg::vgg16(source, device, CLASSES),
+            Arch::Vgg16Bn => vgg::vgg16_bn(source, device, CLASSES),
+            Arch::Resnet18 => resnet::resnet18(source, device, CLASSES),
+            Arch::Resnet50 => resnet::resnet50(source, device, CLASSES),
         }
     }
 }
