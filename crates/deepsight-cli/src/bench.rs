@@ -139,6 +139,8 @@ fn raw_burn_forward(graph: &Graph, x: Tensor<4>) -> Tensor<4> {
             }
             Op::Add => arg(0) + arg(1),
             Op::Identity => arg(0),
+            Op::AdaptiveAvgPool(size) => burn::tensor::module::adaptive_avg_pool2d(arg(0), *size),
+            Op::Ext(e) => e.apply((0..node.inputs.len()).map(arg).collect()),
             Op::AvgPool(p) => burn::tensor::module::avg_pool2d(
                 arg(0),
                 AvgPoolOptions {

@@ -100,7 +100,7 @@ pub fn run(mut a: Args) -> Result<()> {
         let names = (0..n).map(|i| format!("{}[{i}]", path.display())).collect();
         (names, rows(logits))
     } else {
-        let pipeline = loaded.preset.pipeline();
+        let pipeline = loaded.pipeline;
         let mut all = Vec::new();
         for chunk in a.images.chunks(a.batch_size) {
             let paths: Vec<&Path> = chunk.iter().map(|p| p.as_path()).collect();

@@ -1,33 +1,44 @@
 //! The `--model` family of arguments, shared by every command.
 
 use anyhow::{Result, bail};
-use deepsight_models::{Arch, LoadedModel, ModelSource};
+use deepsight_models::{Arch, LoadedModel, ModelSource, Preset};
 use deepsight_runtime::default_device;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// A built-in model (lite0, resnet50, vgg16) or a weight file (.pth, .safetensors) for `--arch`.
+    /// A built-in model (lite0, alexnet, zfnet, vgg11, vgg11_bn, vgg16, vgg16_bn, resnet18,
+    /// resnet50), an ONNX file (.onnx), or a weight file (.pth, .safetensors) for `--arch`.
     #[arg(long, default_value = "lite0")]
     pub model: String,
-    /// Architecture of the weight file given to `--model`.
-    #[arg(long, default_value = "lite0")]
-    pub arch: String,
+    /// Architecture of the weight file given to `--model` (a built-in name).
+    #[arg(long)]
+    pub arch: Option<String>,
     /// Use seeded random weights for a built-in architecture (benchmarks, tests).
     #[arg(long, value_name = "SEED")]
     pub random_weights: Option<u64>,
+    /// Preprocessing preset: efficientnet-lite (resize to the input, (x-127)/128) or torchvision
+    /// (resize shorter side, centre crop, ImageNet mean/std). Default: the model's own (ONNX:
+    /// torchvision).
+    #[arg(long, value_name = "PRESET")]
+    pub preprocess: Option<String>,
 }
 
 impl ModelArgs {
     pub fn source(&self) -> Result<ModelSource> {
         if let Some(arch) = Arch::from_name(&self.model) {
+            if let Some(a) = &self.arch
+                && a != &self.model
+            {
+                bail!("--arch '{a}' contradicts the built-in model '{}'", self.model);
+            }
             return Ok(ModelSource::Builtin {
                 arch,
                 random_seed: self.random_weights,
             });
         }
         let path = PathBuf::from(&self.model);
-        if !path.exists() {
+        if !path.is_file() {
             let names: Vec<&str> = Arch::ALL.iter().map(|(_, n)| *n).collect();
             bail!(
                 "--model '{}': neither a built-in model ({}) nor an existing file",
@@ -35,13 +46,51 @@ impl ModelArgs {
                 names.join(", ")
             );
         }
-        let Some(arch) = Arch::from_name(&self.arch) else {
-            bail!("--arch '{}': unknown architecture", self.arch);
+        if self.random_weights.is_some() {
+            bail!(
+                "--random-weights applies to built-in models only, not to the file '{}'",
+                self.model
+            );
+        }
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+            if let Some(a) = &self.arch {
+                bail!("--arch '{a}' does not apply to an ONNX file: the graph comes with it");
+            }
+            return Ok(ModelSource::Onnx { path });
+        }
+        let Some(name) = &self.arch else {
+            bail!(
+                "--model '{}' is a weight file: say which architecture it is for with --arch ({})",
+                self.model,
+                Arch::ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+            );
+        };
+        let Some(arch) = Arch::from_name(name) else {
+            bail!("--arch '{name}': unknown architecture");
         };
         Ok(ModelSource::File { arch, path })
     }
 
+    fn preset(&self) -> Result<Option<Preset>> {
+        let Some(name) = &self.preprocess else {
+            return Ok(None);
+        };
+        match Preset::from_name(name) {
+            Some(p) => Ok(Some(p)),
+            None => bail!(
+                "--preprocess '{name}': unknown preset (choose from {})",
+                Preset::ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
     pub fn load(&self) -> Result<LoadedModel> {
-        Ok(self.source()?.load(&default_device())?)
+        let source = self.source()?;
+        let preset = self.preset()?;
+        let loaded = source.load(&default_device())?;
+        Ok(match preset {
+            Some(p) => loaded.with_preset(p),
+            None => loaded,
+        })
     }
 }

@@ -24,6 +24,9 @@ pub enum ModelError {
     /// An image that cannot be decoded.
     #[error("cannot decode image '{path}': {reason}")]
     Image { path: PathBuf, reason: String },
+    /// An ONNX file that cannot be imported (the message names the file and the node).
+    #[error(transparent)]
+    Onnx(#[from] deepsight_onnx::OnnxError),
     /// An error of the runtime while assembling the model.
     #[error(transparent)]
     Runtime(#[from] deepsight_runtime::RuntimeError),

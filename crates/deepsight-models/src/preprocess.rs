@@ -64,6 +64,47 @@ impl Preset {
     }
 }
 
+impl Preset {
+    /// Every preset with its CLI name.
+    pub const ALL: [(Preset, &'static str); 2] = [
+        (Preset::EfficientNetLite, "efficientnet-lite"),
+        (Preset::TorchvisionImagenet, "torchvision"),
+    ];
+
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        Preset::ALL
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map(|(_, n)| *n)
+            .expect("every preset is listed")
+    }
+
+    /// Parses a CLI name.
+    pub fn from_name(name: &str) -> Option<Preset> {
+        Preset::ALL.iter().find(|(_, n)| *n == name).map(|(p, _)| *p)
+    }
+
+    /// The pipeline for a model whose input is `[height, width]`: the preset's resize scaled to
+    /// that size (torchvision's 256/224 resize-to-crop ratio kept), same normalisation.
+    pub fn pipeline_for(self, size: [usize; 2]) -> Preprocess {
+        let mut p = self.pipeline();
+        p.resize = match p.resize {
+            Resize::Exact { filter, .. } => Resize::Exact { size, filter },
+            Resize::ShorterThenCrop {
+                shorter,
+                crop,
+                filter,
+            } => Resize::ShorterThenCrop {
+                shorter: (size[0].min(size[1]) * shorter + crop[0] / 2) / crop[0],
+                crop: size,
+                filter,
+            },
+        };
+        p
+    }
+}
+
 /// A decoded RGB image, 8 bits per channel, interleaved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RgbImage {

@@ -1,12 +1,12 @@
 //! The models DeepSight knows by name, and how a `--model` argument becomes a model.
 
 use crate::error::{ModelError, Result};
-use crate::preprocess::Preset;
+use crate::preprocess::{Preprocess, Preset};
 use crate::pth::{parse_pth, read_pth};
 use crate::source::{RandomWeights, WeightSource};
 use crate::weights::Weights;
 use crate::{alexnet, lite0, resnet, vgg};
-use deepsight_runtime::{Device, Graph, GraphModel};
+use deepsight_runtime::{Classifier, Device, Graph, GraphModel};
 use std::path::{Path, PathBuf};
 
 /// The real EfficientNet-Lite0 ImageNet weights (Apache-2.0, see `assets/LICENSE-lite0`),
@@ -98,6 +98,8 @@ impl Arch {
 pub struct LoadedModel {
     pub model: GraphModel,
     pub preset: Preset,
+    /// The preset sized to the model's input.
+    pub pipeline: Preprocess,
     /// Human-readable class names, one per output.
     pub class_names: Vec<String>,
     /// What was loaded, for messages and reports.
@@ -111,6 +113,18 @@ pub enum ModelSource {
     Builtin { arch: Arch, random_seed: Option<u64> },
     /// A built-in architecture with weights from a `.pth` or `.safetensors` file.
     File { arch: Arch, path: PathBuf },
+    /// An ONNX model (`torch.onnx.export`, tf2onnx); its layers are named by the ONNX node
+    /// outputs. Preprocessing defaults to torchvision's ImageNet preset.
+    Onnx { path: PathBuf },
+}
+
+impl LoadedModel {
+    /// Replaces the preprocessing preset (the `--preprocess` option).
+    pub fn with_preset(mut self, preset: Preset) -> Self {
+        self.preset = preset;
+        self.pipeline = preset.pipeline_for(self.model.input_size());
+        self
+    }
 }
 
 /// ImageNet class names (the first synonym of each synset).
@@ -178,14 +192,44 @@ impl ModelSource {
                 let graph = arch.graph(&w, device).map_err(|e| e.at(path))?;
                 (*arch, graph, format!("{} ({})", arch.name(), path.display()))
             }
+            ModelSource::Onnx { path } => return load_onnx(path, device),
         };
         let preset = arch.preset();
         let model = GraphModel::new(graph, preset.pipeline().size(), device.clone())?;
         Ok(LoadedModel {
             model,
             preset,
+            pipeline: preset.pipeline(),
             class_names: imagenet_classes(),
             description,
         })
     }
+}
+
+fn load_onnx(path: &Path, device: &Device) -> Result<LoadedModel> {
+    let imported = deepsight_onnx::import_file(path, device, None)?;
+    let model = GraphModel::new(imported.graph, imported.input_size, device.clone()).map_err(|e| {
+        ModelError::from(deepsight_onnx::OnnxError::InFile {
+            path: path.into(),
+            inner: Box::new(e.into()),
+        })
+    })?;
+    let classes = model.num_classes();
+    let class_names = if classes == 1000 {
+        imagenet_classes()
+    } else {
+        (0..classes).map(|k| format!("class {k}")).collect()
+    };
+    let mut description = format!("{} (ONNX)", path.display());
+    for note in &imported.notes {
+        description.push_str(&format!("; {note}"));
+    }
+    let preset = Preset::TorchvisionImagenet;
+    Ok(LoadedModel {
+        pipeline: preset.pipeline_for(model.input_size()),
+        model,
+        preset,
+        class_names,
+        description,
+    })
 }

@@ -180,7 +180,7 @@ pub enum ExtOp {
 
 impl ExtOp {
     /// Runs the operation on its inputs, in order.
-    pub(crate) fn apply(&self, mut args: Vec<Tensor<4>>) -> Tensor<4> {
+    pub fn apply(&self, mut args: Vec<Tensor<4>>) -> Tensor<4> {
         let mut one = || args.remove(0);
         match self {
             ExtOp::AdaptiveAvgPool(size) => adaptive_avg_pool2d(one(), *size),
