@@ -144,6 +144,8 @@ fn convert_then_load_the_safetensors_gives_the_same_model() {
         sample.to_str().unwrap(),
         "--model",
         pth.to_str().unwrap(),
+        "--arch",
+        "lite0",
     ]);
     assert_eq!(a, c);
 }
@@ -308,4 +310,39 @@ fn bench_runs_and_writes_json() {
     let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 1);
     assert!(rows[0]["median_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn onnx_models_load_list_layers_and_refuse_bad_files() {
+    let tiny = shared().join("fixtures/tiny_resnet.onnx");
+    let table = ok(&["layers", "--model", tiny.to_str().unwrap()]);
+    assert!(table.contains("/layer2/Relu_output_0"), "{table}");
+    assert!(
+        table.contains("default CAM layer: /layer2/Relu_output_0"),
+        "{table}"
+    );
+
+    let bytes = std::fs::read(&tiny).unwrap();
+    let cut = tmp("cut.onnx");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let err = fails(&["layers", "--model", cut.to_str().unwrap()]);
+    assert!(
+        err.starts_with("error: ") && err.contains("cut.onnx") && err.contains("ONNX"),
+        "{err}"
+    );
+
+    let err = fails(&["layers", "--model", tiny.to_str().unwrap(), "--arch", "vgg16"]);
+    assert!(
+        err.contains("--arch 'vgg16' does not apply to an ONNX file"),
+        "{err}"
+    );
+    let err = fails(&["classify", "x.jpg", "--preprocess", "imagenet"]);
+    assert!(err.contains("--preprocess 'imagenet': unknown preset"), "{err}");
+    let weights = tmp("w.safetensors");
+    std::fs::write(&weights, b"").unwrap();
+    let err = fails(&["layers", "--model", weights.to_str().unwrap()]);
+    assert!(
+        err.contains("say which architecture it is for with --arch"),
+        "{err}"
+    );
 }

@@ -403,7 +403,7 @@ pub(crate) fn resolve_reshape(dims: &[usize], target: &[i64]) -> FoldResult<Vec<
     }
     let known: usize = out.iter().product();
     if let Some(k) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {dims:?} to {target:?}"));
         }
         out[k] = total / known;

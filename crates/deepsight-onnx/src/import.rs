@@ -70,11 +70,13 @@ pub(crate) fn import_model(
         .graph
         .as_ref()
         .ok_or_else(|| OnnxError::Model("the file has no graph".into()))?;
+    // The specification requires it; a file without it is most likely cut short.
     let opset = model
         .opset_import
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-        .map_or(13, |o| o.version);
+        .map(|o| o.version)
+        .ok_or_else(|| OnnxError::Model("the model declares no ONNX opset (is the file complete?)".into()))?;
     let mut notes = Vec::new();
     let mut values = HashMap::new();
     for init in &g.initializer {

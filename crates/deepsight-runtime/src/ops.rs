@@ -155,6 +155,8 @@ impl Pad {
 }
 
 /// The extended operations, as graph nodes carry them.
+// Built once per model, a few per graph: boxing the weight-bearing variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum ExtOp {
     /// PyTorch's `adaptive_avg_pool2d` to `[h, w]`.
