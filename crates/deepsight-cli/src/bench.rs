@@ -183,16 +183,21 @@ pub fn run(a: Args) -> Result<()> {
     println!("|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
     for name in &a.models {
-        let Some(arch) = Arch::from_name(name) else {
-            bail!("--models: unknown model '{name}'")
+        let source = if name.ends_with(".onnx") {
+            ModelSource::Onnx { path: name.into() }
+        } else {
+            let Some(arch) = Arch::from_name(name) else {
+                bail!("--models: unknown model '{name}' (a built-in name or an .onnx file)")
+            };
+            ModelSource::Builtin {
+                arch,
+                random_seed: (arch != Arch::Lite0).then_some(0),
+            }
         };
-        let seed = (arch != Arch::Lite0).then_some(0);
-        let model: GraphModel = ModelSource::Builtin {
-            arch,
-            random_seed: seed,
+        let model: GraphModel = source.load(&device)?.model;
+        if model.input_size() != [224, 224] {
+            bail!("--models: '{name}' takes {:?} inputs; the benchmark runs 224x224", model.input_size());
         }
-        .load(&device)?
-        .model;
         let layer = model.default_cam_layer().unwrap_or_default();
         let x1 = random_input(1, &device);
         let class = {
