@@ -196,7 +196,10 @@ pub fn run(a: Args) -> Result<()> {
         };
         let model: GraphModel = source.load(&device)?.model;
         if model.input_size() != [224, 224] {
-            bail!("--models: '{name}' takes {:?} inputs; the benchmark runs 224x224", model.input_size());
+            bail!(
+                "--models: '{name}' takes {:?} inputs; the benchmark runs 224x224",
+                model.input_size()
+            );
         }
         let layer = model.default_cam_layer().unwrap_or_default();
         let x1 = random_input(1, &device);

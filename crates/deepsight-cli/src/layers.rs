@@ -4,6 +4,9 @@ use deepsight_runtime::LayeredClassifier;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The model (same as `--model`): a built-in name, an ONNX file, or a weight file with `--arch`.
+    #[arg(value_name = "MODEL")]
+    positional: Option<String>,
     #[command(flatten)]
     model: ModelArgs,
     /// Print JSON instead of a table.
@@ -11,8 +14,17 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(a: Args) -> Result<()> {
+pub fn run(mut a: Args) -> Result<()> {
+    if let Some(m) = a.positional.take() {
+        if a.model.model != "lite0" {
+            anyhow::bail!("give the model once: either as MODEL or as --model");
+        }
+        a.model.model = m;
+    }
     let loaded = a.model.load()?;
+    for note in loaded.description.split("; ").skip(1) {
+        eprintln!("note: {note}");
+    }
     let layers = loaded.model.layers();
     if a.json {
         let rows: Vec<_> = layers

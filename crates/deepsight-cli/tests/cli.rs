@@ -315,7 +315,7 @@ fn bench_runs_and_writes_json() {
 #[test]
 fn onnx_models_load_list_layers_and_refuse_bad_files() {
     let tiny = shared().join("fixtures/tiny_resnet.onnx");
-    let table = ok(&["layers", "--model", tiny.to_str().unwrap()]);
+    let table = ok(&["layers", tiny.to_str().unwrap()]);
     assert!(table.contains("/layer2/Relu_output_0"), "{table}");
     assert!(
         table.contains("default CAM layer: /layer2/Relu_output_0"),

@@ -40,6 +40,8 @@ pub(crate) struct Importer<'a> {
     input_shape: [usize; 4],
     opset: i64,
     consumed: HashSet<&'a str>,
+    /// The graph input, when the model declares it NHWC (tf2onnx).
+    nhwc_input: Option<String>,
 }
 
 fn dims_of_info(info: &onnx_protobuf::ValueInfoProto) -> Option<Vec<Option<usize>>> {
@@ -96,8 +98,26 @@ pub(crate) fn import_model(
         )));
     };
     let dims = dims_of_info(input).unwrap_or_default();
-    let (channels, declared) = match dims.as_slice() {
-        [_, Some(c), h, w] => (*c, [*h, *w]),
+    // tf2onnx keeps a Keras model's NHWC input and transposes it to NCHW first thing: DeepSight
+    // then feeds NCHW directly and that Transpose becomes the identity.
+    let to_nchw = |n: &onnx_protobuf::NodeProto| {
+        n.op_type == "Transpose"
+            && n.input.first() == Some(&input.name)
+            && n.attribute
+                .iter()
+                .any(|a| a.name == "perm" && a.ints == [0, 3, 1, 2])
+    };
+    let readers: Vec<_> = g.node.iter().filter(|n| n.input.contains(&input.name)).collect();
+    let nhwc = !readers.is_empty() && readers.iter().all(|n| to_nchw(n));
+    if nhwc {
+        notes.push(format!(
+            "the model's NHWC input '{}' is fed as NCHW (its Transpose is skipped)",
+            input.name
+        ));
+    }
+    let (channels, declared) = match (dims.as_slice(), nhwc) {
+        ([_, h, w, Some(c)], true) => (*c, [*h, *w]),
+        ([_, Some(c), h, w], false) => (*c, [*h, *w]),
         _ => {
             return Err(OnnxError::Model(format!(
                 "input '{}' must be an image batch [N, C, H, W] with a fixed channel count, got {dims:?}",
@@ -139,6 +159,7 @@ pub(crate) fn import_model(
         input_shape: [1, channels, size[0], size[1]],
         opset,
         consumed,
+        nhwc_input: nhwc.then(|| input.name.clone()),
     };
     imp.refresh_shapes()?;
     imp.values
@@ -395,6 +416,7 @@ impl<'a> Importer<'a> {
                 Ok(Value::Node { id, rank })
             }
             "Flatten" | "Reshape" | "Squeeze" | "Unsqueeze" | "Transpose" => self.layout(node),
+            "ReduceMean" => self.reduce_mean(node),
             "Concat" => self.concat(node),
             other => Err(node.unsupported(format!(
                 "operator '{other}' is not supported; DeepSight imports CNN classifiers built from: {}",
@@ -779,7 +801,8 @@ impl<'a> Importer<'a> {
                 let perm = node
                     .ints("perm")
                     .unwrap_or_else(|| (0..dims.len() as i64).rev().collect());
-                if perm.iter().enumerate().any(|(k, &p)| p != k as i64) {
+                let from_nhwc_input = self.nhwc_input.as_deref() == node.input(0) && perm == [0, 3, 1, 2];
+                if !from_nhwc_input && perm.iter().enumerate().any(|(k, &p)| p != k as i64) {
                     return Err(node.unsupported(format!(
                         "perm {perm:?} reorders the dimensions of an activation (DeepSight keeps [N, C, H, W])"
                     )));
@@ -804,6 +827,31 @@ impl<'a> Importer<'a> {
         };
         let id = self.push(node.name.clone(), op, &[x])?;
         Ok(Value::Node { id, rank })
+    }
+
+    /// The spatial mean (tf2onnx's global average pooling) as a GlobalAvgPool.
+    fn reduce_mean(&mut self, node: &NodeRef) -> Result<Value> {
+        let (x, rank) = self.activation(node, 0)?;
+        let axes = match self.optional_constant(node, 1)? {
+            Some(a) => a.to_i64(),
+            None => node.ints("axes").unwrap_or_default(),
+        };
+        let mut axes: Vec<usize> = axes
+            .iter()
+            .map(|&a| axis(a, rank))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| node.invalid(e))?;
+        axes.sort_unstable();
+        if rank != 4 || axes != [2, 3] {
+            return Err(node.unsupported(format!(
+                "a mean over axes {axes:?} of a rank-{rank} activation (only over height and width)"
+            )));
+        }
+        let id = self.push(node.name.clone(), Op::GlobalAvgPool, &[x])?;
+        Ok(Value::Node {
+            id,
+            rank: if node.int("keepdims", 1) != 0 { 4 } else { 2 },
+        })
     }
 
     fn concat(&mut self, node: &NodeRef) -> Result<Value> {
@@ -870,6 +918,7 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "Identity",
     "Cast",
     "Softmax",
+    "ReduceMean",
     "Constant",
     "Shape",
     "Gather",

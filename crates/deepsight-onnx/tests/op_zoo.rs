@@ -122,3 +122,24 @@ fn handwritten_graph_matches_onnx_reference_evaluator() {
     println!("handmade logits: max abs diff {d:e}");
     assert!(d <= 1e-5, "logits differ by {d}");
 }
+
+#[test]
+fn tf2onnx_style_graph_with_nhwc_input_matches_onnx_reference_evaluator() {
+    let (model, notes) = model("tf2onnx_like.onnx");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("NHWC input 'image' is fed as NCHW")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("removed the trailing Softmax")),
+        "{notes:?}"
+    );
+    let r = reference("tf2onnx_like.json");
+    let logits = to_vec(model.logits(r.input).unwrap());
+    let d = max_diff(&logits, &r.logits);
+    println!("tf2onnx-like logits: max abs diff {d:e}");
+    assert!(d <= 1e-5, "logits differ by {d}");
+    assert_eq!(model.default_cam_layer().as_deref(), Some("relu6"));
+}

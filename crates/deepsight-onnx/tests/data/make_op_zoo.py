@@ -137,3 +137,33 @@ hx = rng.random((2, 3, 11, 11), dtype=np.float32)
 with open(os.path.join(here, "handmade.json"), "w") as f:
     json.dump({"input": hx.flatten().tolist(), "shape": list(hx.shape), "logits": hy.flatten().tolist()}, f)
 print("handmade", hy[0])
+
+# The shape tf2onnx gives a Keras classifier: an NHWC input transposed to NCHW first thing,
+# ReLU6 as Clip, global average pooling as ReduceMean over H and W, the dense layer as MatMul + Add,
+# and a trailing Softmax. `tf2onnx.json` holds the input already in NCHW, as DeepSight feeds it.
+inits = [init("k", 4, 3, 3, 3), init("dense", 4, 3), init("dense_bias", 3, scale=0.1),
+         numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+         numpy_helper.from_array(np.array(6.0, dtype=np.float32), "six")]
+nodes = [
+    helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+    helper.make_node("Conv", ["nchw", "k"], ["conv"], strides=[2, 2], auto_pad="SAME_UPPER"),
+    helper.make_node("Clip", ["conv", "zero", "six"], ["relu6"]),
+    helper.make_node("ReduceMean", ["relu6"], ["gap"], axes=[2, 3], keepdims=0),
+    helper.make_node("MatMul", ["gap", "dense"], ["dense_out"]),
+    helper.make_node("Add", ["dense_out", "dense_bias"], ["scores"]),
+    helper.make_node("Softmax", ["scores"], ["probs"], axis=-1),
+]
+graph = helper.make_graph(nodes, "tf2onnx_like", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 9, 9, 3])],
+                          [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 3])], inits)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+onnx.checker.check_model(model)
+onnx.save(model, os.path.join(here, "tf2onnx_like.onnx"))
+tx = rng.random((2, 9, 9, 3), dtype=np.float32) * 4 - 1
+ref = ReferenceEvaluator(model)
+ref_model = helper.make_model(helper.make_graph(nodes[:-1], "scores", graph.input,
+                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3])], inits),
+                              opset_imports=[helper.make_opsetid("", 13)])
+(ty,) = ReferenceEvaluator(ref_model).run(None, {"image": tx})
+with open(os.path.join(here, "tf2onnx_like.json"), "w") as f:
+    json.dump({"input": tx.transpose(0, 3, 1, 2).flatten().tolist(), "shape": [2, 3, 9, 9], "logits": ty.flatten().tolist()}, f)
+print("tf2onnx-like", ty[0])
