@@ -184,7 +184,10 @@ pub fn run(a: Args) -> Result<()> {
     let mut rows = Vec::new();
     for name in &a.models {
         let source = if name.ends_with(".onnx") {
-            ModelSource::Onnx { path: name.into() }
+            ModelSource::Onnx {
+                path: name.into(),
+                input_size: None,
+            }
         } else {
             let Some(arch) = Arch::from_name(name) else {
                 bail!("--models: unknown model '{name}' (a built-in name or an .onnx file)")

@@ -38,7 +38,25 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        // A usage error: one line, like every other error.
+        Err(e) => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("error: invalid arguments")
+                .trim_end();
+            eprintln!("{first} (see deepsight --help)");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Classify(a) => classify::run(a),
         Command::Layers(a) => layers::run(a),

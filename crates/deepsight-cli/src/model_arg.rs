@@ -22,6 +22,17 @@ pub struct ModelArgs {
     /// torchvision).
     #[arg(long, value_name = "PRESET")]
     pub preprocess: Option<String>,
+    /// Input size HxW for an ONNX model whose height and width are dynamic (default 224x224).
+    #[arg(long, value_name = "HxW", value_parser = parse_size)]
+    pub input_size: Option<[usize; 2]>,
+}
+
+fn parse_size(s: &str) -> Result<[usize; 2], String> {
+    let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n > 0);
+    match s.split_once(['x', 'X']).map(|(h, w)| (parse(h), parse(w))) {
+        Some((Some(h), Some(w))) => Ok([h, w]),
+        _ => Err(format!("'{s}' is not a size like 224x224")),
+    }
 }
 
 impl ModelArgs {
@@ -31,6 +42,9 @@ impl ModelArgs {
                 && a != &self.model
             {
                 bail!("--arch '{a}' contradicts the built-in model '{}'", self.model);
+            }
+            if self.input_size.is_some() {
+                bail!("--input-size applies to ONNX models only");
             }
             return Ok(ModelSource::Builtin {
                 arch,
@@ -46,6 +60,9 @@ impl ModelArgs {
                 names.join(", ")
             );
         }
+        if self.input_size.is_some() && !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+            bail!("--input-size applies to ONNX models only");
+        }
         if self.random_weights.is_some() {
             bail!(
                 "--random-weights applies to built-in models only, not to the file '{}'",
@@ -56,7 +73,10 @@ impl ModelArgs {
             if let Some(a) = &self.arch {
                 bail!("--arch '{a}' does not apply to an ONNX file: the graph comes with it");
             }
-            return Ok(ModelSource::Onnx { path });
+            return Ok(ModelSource::Onnx {
+                path,
+                input_size: self.input_size,
+            });
         }
         let Some(name) = &self.arch else {
             bail!(

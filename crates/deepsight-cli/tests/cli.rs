@@ -331,6 +331,10 @@ fn onnx_models_load_list_layers_and_refuse_bad_files() {
         "{err}"
     );
 
+    let err = fails(&["layers", tiny.to_str().unwrap(), "--input-size", "32x32"]);
+    assert!(err.contains("fixed at 64x64, but 32x32 was asked for"), "{err}");
+    let err = fails(&["layers", tiny.to_str().unwrap(), "--input-size", "32by32"]);
+    assert!(err.contains("not a size like 224x224"), "{err}");
     let err = fails(&["layers", "--model", tiny.to_str().unwrap(), "--arch", "vgg16"]);
     assert!(
         err.contains("--arch 'vgg16' does not apply to an ONNX file"),

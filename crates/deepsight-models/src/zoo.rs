@@ -114,8 +114,12 @@ pub enum ModelSource {
     /// A built-in architecture with weights from a `.pth` or `.safetensors` file.
     File { arch: Arch, path: PathBuf },
     /// An ONNX model (`torch.onnx.export`, tf2onnx); its layers are named by the ONNX node
-    /// outputs. Preprocessing defaults to torchvision's ImageNet preset.
-    Onnx { path: PathBuf },
+    /// outputs. Preprocessing defaults to torchvision's ImageNet preset. `input_size`
+    /// (`[height, width]`) is needed only where the model's own is dynamic (default 224x224).
+    Onnx {
+        path: PathBuf,
+        input_size: Option<[usize; 2]>,
+    },
 }
 
 impl LoadedModel {
@@ -192,7 +196,7 @@ impl ModelSource {
                 let graph = arch.graph(&w, device).map_err(|e| e.at(path))?;
                 (*arch, graph, format!("{} ({})", arch.name(), path.display()))
             }
-            ModelSource::Onnx { path } => return load_onnx(path, device),
+            ModelSource::Onnx { path, input_size } => return load_onnx(path, *input_size, device),
         };
         let preset = arch.preset();
         let model = GraphModel::new(graph, preset.pipeline().size(), device.clone())?;
@@ -206,8 +210,8 @@ impl ModelSource {
     }
 }
 
-fn load_onnx(path: &Path, device: &Device) -> Result<LoadedModel> {
-    let imported = deepsight_onnx::import_file(path, device, None)?;
+fn load_onnx(path: &Path, input_size: Option<[usize; 2]>, device: &Device) -> Result<LoadedModel> {
+    let imported = deepsight_onnx::import_file(path, device, input_size)?;
     let model = GraphModel::new(imported.graph, imported.input_size, device.clone()).map_err(|e| {
         ModelError::from(deepsight_onnx::OnnxError::InFile {
             path: path.into(),

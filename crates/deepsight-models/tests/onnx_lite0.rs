@@ -14,6 +14,7 @@ fn onnx_export_matches_builtin_lite0() {
     let device = default_device();
     let onnx = ModelSource::Onnx {
         path: shared().join("fixtures/lite0.onnx"),
+        input_size: None,
     }
     .load(&device)
     .unwrap();
