@@ -151,20 +151,23 @@ impl LayeredClassifier for GraphModel {
                 self.input_size[1],
             ])
             .expect("checked when the model was built");
+        // A value is shown as a flat [N, F] where it is one: the output of a flatten, a linear
+        // layer or a global pool, and whatever is computed only from such values.
+        let mut flat = vec![false; shapes.len()];
+        for (i, node) in self.graph.nodes().iter().enumerate() {
+            let pooled = matches!(node.op, Op::Flatten | Op::Linear(_) | Op::GlobalAvgPool);
+            let from_flat = !node.inputs.is_empty() && node.inputs.iter().all(|&j| flat[j]);
+            flat[i] = shapes[i][2] * shapes[i][3] == 1 && (pooled || from_flat);
+        }
         self.graph
             .nodes()
             .iter()
             .zip(shapes)
-            .map(|(node, s)| LayerInfo {
+            .zip(flat)
+            .map(|((node, s), flat)| LayerInfo {
                 name: node.name.clone(),
                 op: node.op.kind(),
-                shape: if s[2] * s[3] == 1
-                    && matches!(node.op, Op::Flatten | Op::Linear(_) | Op::GlobalAvgPool)
-                {
-                    vec![s[0], s[1]]
-                } else {
-                    s.to_vec()
-                },
+                shape: if flat { vec![s[0], s[1]] } else { s.to_vec() },
                 params: node.op.params(),
                 inputs: node.inputs.iter().map(|&i| self.name(i)).collect(),
             })
