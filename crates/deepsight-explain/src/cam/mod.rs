@@ -1,0 +1,124 @@
+//! The class-activation-map family, one generic implementation: a forward pass capturing the
+//! layer's activation `A` `[K, h, w]` and a backward pass to that layer only (never to the input)
+//! give `dS_c/dA`; a [`CamVariant`] combines them into a map at the layer's resolution, which is
+//! ReLU'd (the `raw` map) and upsampled bilinearly to the input (the map).
+//!
+//! A new CAM is one file implementing [`CamVariant::weights`] (pytorch-grad-cam's
+//! `get_cam_weights`); variants that are not a weighted channel sum override
+//! [`CamVariant::combine`].
+
+mod eigencam;
+mod gradcam;
+mod gradcam_pp;
+mod layercam;
+mod xgradcam;
+
+pub use eigencam::EigenCam;
+pub use gradcam::GradCam;
+pub use gradcam_pp::GradCamPlusPlus;
+pub use layercam::LayerCam;
+pub use xgradcam::XGradCam;
+
+use crate::{Explainer, Explanation, Map, Passes, Request, Result};
+use deepsight_runtime::{GradientRequest, LayeredClassifier, to_vec};
+
+/// One image's activation and gradient at the CAM layer.
+pub struct LayerData<'a> {
+    /// `A`, `[K, h, w]` row-major.
+    pub activation: &'a [f32],
+    /// `dS_c/dA`, same layout (empty for variants that need no gradient).
+    pub gradient: &'a [f32],
+    pub channels: usize,
+    /// `h * w`.
+    pub positions: usize,
+}
+
+impl LayerData<'_> {
+    /// Channel `k` of the activation.
+    pub fn a(&self, k: usize) -> &[f32] {
+        &self.activation[k * self.positions..(k + 1) * self.positions]
+    }
+    /// Channel `k` of the gradient.
+    pub fn g(&self, k: usize) -> &[f32] {
+        &self.gradient[k * self.positions..(k + 1) * self.positions]
+    }
+}
+
+/// What distinguishes one CAM from another.
+pub trait CamVariant: Send + Sync {
+    /// The CLI name.
+    const NAME: &'static str;
+    /// Whether the variant reads `dS_c/dA` (else a forward pass suffices).
+    const USES_GRADIENT: bool = true;
+    /// Channel weights `alpha_k` for `sum_k alpha_k A^k`.
+    fn weights(&self, data: &LayerData) -> Vec<f32>;
+    /// The map before the ReLU, `[h * w]`.
+    fn combine(&self, data: &LayerData) -> Vec<f32> {
+        let w = self.weights(data);
+        let mut map = vec![0.0f32; data.positions];
+        for (k, wk) in w.iter().enumerate() {
+            for (m, a) in map.iter_mut().zip(data.a(k)) {
+                *m += wk * a;
+            }
+        }
+        map
+    }
+}
+
+/// A CAM method over its variant.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cam<V>(pub V);
+
+impl<V: CamVariant> Explainer for Cam<V> {
+    fn name(&self) -> &'static str {
+        V::NAME
+    }
+
+    fn explain(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Explanation> {
+        let layer = request.layer_of(model, V::NAME)?;
+        let [n, _, height, width] = request.images.dims();
+        let (activation, gradient, backward) = if V::USES_GRADIENT {
+            let req = GradientRequest {
+                objective: Some(request.objective()),
+                wrt_layers: vec![layer.clone()],
+                ..Default::default()
+            };
+            let mut g = model.gradients(request.images.clone(), &req)?;
+            let lg = g.layers.remove(&layer).expect("requested layer");
+            (lg.activation, Some(lg.gradient), n)
+        } else {
+            let mut c = model.capture(request.images.clone(), &[&layer], false)?;
+            (c.activations.remove(&layer).expect("requested layer"), None, 0)
+        };
+        let [_, k, h, w] = activation.dims();
+        let a = to_vec(activation);
+        let g = gradient.map(to_vec).unwrap_or_default();
+        let per = k * h * w;
+        let raw: Vec<Map> = (0..n)
+            .map(|i| {
+                let data = LayerData {
+                    activation: &a[i * per..(i + 1) * per],
+                    gradient: if g.is_empty() {
+                        &[]
+                    } else {
+                        &g[i * per..(i + 1) * per]
+                    },
+                    channels: k,
+                    positions: h * w,
+                };
+                Map {
+                    channels: 1,
+                    height: h,
+                    width: w,
+                    data: self.0.combine(&data),
+                }
+                .relu()
+            })
+            .collect();
+        Ok(Explanation {
+            maps: raw.iter().map(|m| m.resize(height, width)).collect(),
+            raw: Some(raw),
+            passes: Passes { forward: n, backward },
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! DeepSight's explanation methods, behind one extension point: [`Explainer`].
+//!
+//! A method is one file whose module doc has the sections *Computes / Equation / Paper /
+//! Deviations* (what `deepsight methods --explain NAME` prints). The CAM family shares one generic
+//! implementation over [`cam::ChannelWeights`]; a new CAM variant is one small file. Every method
+//! returns raw maps (at input resolution, and at layer resolution for CAMs); normalisation is an
+//! explicit later step ([`map::Normalisation`]).
+
+pub mod cam;
+mod error;
+pub mod gradient;
+pub mod map;
+pub mod registry;
+pub mod smoothgrad;
+
+pub use error::{ExplainError, Result};
+pub use map::{Map, Normalisation};
+
+use deepsight_runtime::{LayeredClassifier, Objective, Tensor};
+
+/// Which score is explained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Score {
+    /// The unnormalised class score `S_c` (what the papers use).
+    #[default]
+    Logit,
+    /// The softmax probability `P_c`.
+    Probability,
+}
+
+/// One explanation request: a batch of preprocessed images and one class per image.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub images: Tensor<4>,
+    pub classes: Vec<usize>,
+    pub score: Score,
+    /// The layer of layer-based methods (CAMs); `None`: the model's default CAM layer.
+    pub layer: Option<String>,
+}
+
+impl Request {
+    /// The objective of the requested classes and score.
+    pub fn objective(&self) -> Objective {
+        match self.score {
+            Score::Logit => Objective::Logit(self.classes.clone()),
+            Score::Probability => Objective::Probability(self.classes.clone()),
+        }
+    }
+
+    /// The layer to use: the requested one, or the model's default CAM layer.
+    pub fn layer_of(&self, model: &dyn LayeredClassifier, method: &'static str) -> Result<String> {
+        match &self.layer {
+            Some(l) => Ok(l.clone()),
+            None => model.default_cam_layer().ok_or(ExplainError::Invalid {
+                method,
+                reason: "the model has no spatial layer to use; name one with --layer".into(),
+            }),
+        }
+    }
+}
+
+/// Forward and backward passes a method ran (the L-CAM paper reports them as a column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Passes {
+    /// Forward passes, counting each image once (a batch of 16 images is 16).
+    pub forward: usize,
+    /// Backward passes, counted the same way.
+    pub backward: usize,
+}
+
+/// What a method returns for a batch.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// One map per image at input resolution: one channel, or three for per-channel attributions.
+    pub maps: Vec<Map>,
+    /// The unprocessed map at the layer's resolution (CAMs), one per image.
+    pub raw: Option<Vec<Map>>,
+    pub passes: Passes,
+}
+
+/// The extension point: every explanation method.
+pub trait Explainer: Send + Sync {
+    /// The method's CLI name (`gradcam`, `guided-backprop`, ...): a stable contract.
+    fn name(&self) -> &'static str;
+    /// Whether its maps are signed (a diverging colour map shows them).
+    fn signed(&self) -> bool {
+        false
+    }
+    /// Explains each image of the request for its class.
+    fn explain(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Explanation>;
+}
