@@ -9,6 +9,7 @@
 pub mod cam;
 mod error;
 pub mod gradient;
+pub mod guided_gradcam;
 pub mod map;
 pub mod registry;
 pub mod smoothgrad;

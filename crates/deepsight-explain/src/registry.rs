@@ -4,6 +4,7 @@
 use crate::Explainer;
 use crate::cam::{Cam, EigenCam, GradCam, GradCamPlusPlus, LayerCam, XGradCam};
 use crate::gradient::{Deconvnet, GuidedBackprop, InputXGradient, IntegratedGradients, Saliency};
+use crate::guided_gradcam::GuidedGradCam;
 use crate::smoothgrad::SmoothGrad;
 
 /// A method's name, one-line summary and full documentation.
@@ -32,7 +33,7 @@ fn module_doc(source: &str) -> String {
         .join("\n")
 }
 
-const SOURCES: [(&str, &str); 11] = [
+const SOURCES: [(&str, &str); 12] = [
     ("saliency", include_str!("gradient/saliency.rs")),
     ("input-x-gradient", include_str!("gradient/input_x_gradient.rs")),
     ("guided-backprop", include_str!("gradient/guided_backprop.rs")),
@@ -47,6 +48,7 @@ const SOURCES: [(&str, &str); 11] = [
     ("xgradcam", include_str!("cam/xgradcam.rs")),
     ("layercam", include_str!("cam/layercam.rs")),
     ("eigencam", include_str!("cam/eigencam.rs")),
+    ("guided-gradcam", include_str!("guided_gradcam.rs")),
 ];
 
 /// Every method, in the order `deepsight methods` lists them.
@@ -80,6 +82,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Explainer>> {
         "xgradcam" => Box::new(Cam(XGradCam)),
         "layercam" => Box::new(Cam(LayerCam)),
         "eigencam" => Box::new(Cam(EigenCam::default())),
+        "guided-gradcam" => Box::new(GuidedGradCam),
         _ => return None,
     })
 }

@@ -350,3 +350,14 @@ fn gradcam_equals_cam_on_a_gap_linear_head() {
         assert!(d <= 1e-6, "image {i}: {d}");
     }
 }
+
+#[test]
+fn every_method_has_a_documented_file_and_a_name() {
+    for m in deepsight_explain::registry::methods() {
+        for section in ["# Computes", "# Equation", "# Paper", "# Deviations"] {
+            assert!(m.doc.contains(section), "{}: no {section}", m.name);
+        }
+        let e = deepsight_explain::registry::by_name(m.name).expect("constructible");
+        assert_eq!(e.name(), m.name);
+    }
+}

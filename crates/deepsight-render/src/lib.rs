@@ -1,0 +1,8 @@
+//! The only crate that draws: colour maps, heatmap overlays on the model's view of the image, and
+//! titled montages, encoded as PNG. It knows pixels, not models.
+
+mod canvas;
+mod colormap;
+
+pub use canvas::{Canvas, Panel, montage};
+pub use colormap::Colormap;
