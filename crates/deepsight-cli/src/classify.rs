@@ -183,7 +183,7 @@ fn rows(logits: Tensor<2>) -> Vec<Vec<f32>> {
 }
 
 /// The `k` best classes: (index, softmax probability, logit), best first.
-fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32, f32)> {
+pub(crate) fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32, f32)> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let z: f32 = logits.iter().map(|v| (v - max).exp()).sum();
     let mut idx: Vec<usize> = (0..logits.len()).collect();

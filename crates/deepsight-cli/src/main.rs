@@ -3,7 +3,9 @@
 mod bench;
 mod classify;
 mod convert;
+mod explain;
 mod layers;
+mod methods;
 mod model_arg;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +29,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Explain what the model looks at, by the chosen methods: montage and overlay PNGs.
+    Explain(explain::Args),
+    /// List the explanation methods, or print one's documentation.
+    Methods(methods::Args),
     /// Print the top-K classes of images (or of a preprocessed tensor).
     Classify(classify::Args),
     /// List a model's layers: name, operation, output shape, parameters.
@@ -58,6 +64,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Explain(a) => explain::run(a),
+        Command::Methods(a) => methods::run(a),
         Command::Classify(a) => classify::run(a),
         Command::Layers(a) => layers::run(a),
         Command::Convert(a) => convert::run(a),

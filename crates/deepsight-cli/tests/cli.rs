@@ -350,3 +350,65 @@ fn onnx_models_load_list_layers_and_refuse_bad_files() {
         "{err}"
     );
 }
+
+#[test]
+fn explain_writes_montage_overlays_raw_maps_and_json() {
+    let out = tmp("explain");
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../samples/dog.jpg");
+    let json = ok(&[
+        "explain",
+        sample.to_str().unwrap(),
+        "--method",
+        "gradcam,saliency,guided-backprop",
+        "--raw",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["images"][0]["classes"][0]["class"], 235, "{json}");
+    let methods = v["methods"].as_array().unwrap();
+    assert_eq!(methods.len(), 3);
+    assert!(methods.iter().all(|m| m["forward_passes"] == 1), "{json}");
+    for f in [
+        "dog.montage.png",
+        "dog.gradcam.png",
+        "dog.saliency.png",
+        "dog.guided-backprop.png",
+    ] {
+        let bytes = std::fs::read(out.join(f)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{f}");
+    }
+    let (shape, _) = read_f32(&out.join("dog.maps.safetensors"), "gradcam");
+    assert_eq!(shape, [224, 224]);
+    assert_eq!(
+        read_f32(&out.join("dog.maps.safetensors"), "gradcam.raw").0,
+        [7, 7]
+    );
+    assert_eq!(
+        read_f32(&out.join("dog.maps.safetensors"), "saliency").0,
+        [224, 224]
+    );
+    assert_eq!(
+        read_f32(&out.join("dog.maps.safetensors"), "guided-backprop").0,
+        [3, 224, 224]
+    );
+
+    let err = fails(&["explain", sample.to_str().unwrap(), "--method", "gradcam,nope"]);
+    assert!(err.contains("--method 'nope': unknown method"), "{err}");
+    let err = fails(&["explain", sample.to_str().unwrap(), "--class", "1000"]);
+    assert!(err.contains("--class 1000: the model has 1000 classes"), "{err}");
+    let err = fails(&[
+        "explain",
+        sample.to_str().unwrap(),
+        "--layer",
+        "nolayer",
+        "--method",
+        "gradcam",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("unknown layer 'nolayer'"), "{err}");
+    let doc = ok(&["methods", "--explain", "gradcam"]);
+    assert!(doc.contains("# Equation") && doc.contains("Selvaraju"), "{doc}");
+}

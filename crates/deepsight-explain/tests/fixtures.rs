@@ -361,3 +361,38 @@ fn every_method_has_a_documented_file_and_a_name() {
         assert_eq!(e.name(), m.name);
     }
 }
+
+#[test]
+fn gradcam_is_class_discriminative_on_the_sample_photo() {
+    // samples/dog.jpg: a dog left of a bicycle. Grad-CAM for the dog (German shepherd, 235) and
+    // for the bicycle (mountain bike, 671) must peak in different places, the bicycle's right of
+    // the dog's.
+    let loaded = ModelSource::Builtin {
+        arch: Arch::Lite0,
+        random_seed: None,
+    }
+    .load(&default_device())
+    .unwrap();
+    let photo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../samples/dog.jpg");
+    let x = loaded
+        .pipeline
+        .load_batch(&[photo.as_path()], &default_device())
+        .unwrap();
+    let peak = |class: usize| {
+        let req = Request {
+            images: x.clone(),
+            classes: vec![class],
+            score: Score::Logit,
+            layer: None,
+        };
+        let raw = &Cam(GradCam).explain(&loaded.model, &req).unwrap().raw.unwrap()[0];
+        let i = (0..raw.data.len())
+            .max_by(|&a, &b| raw.data[a].total_cmp(&raw.data[b]))
+            .unwrap();
+        (i / raw.width, i % raw.width)
+    };
+    let (dog, bike) = (peak(235), peak(671));
+    println!("Grad-CAM peaks (row, col) on the 7x7 map: dog {dog:?}, mountain bike {bike:?}");
+    assert_ne!(dog, bike);
+    assert!(bike.1 > dog.1, "the bicycle is right of the dog");
+}

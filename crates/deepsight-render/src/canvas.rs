@@ -53,6 +53,26 @@ impl Canvas {
         }
     }
 
+    /// `heat` blended with a per-pixel opacity `alpha * weights[p]` (`weights` in `[0, 1]`), so that
+    /// where a signed map is near zero the image shows through.
+    pub fn blend_weighted(&self, heat: &Canvas, alpha: f32, weights: &[f32]) -> Canvas {
+        assert_eq!(weights.len(), self.width * self.height, "one weight per pixel");
+        let pixels = self
+            .pixels
+            .iter()
+            .zip(&heat.pixels)
+            .enumerate()
+            .map(|(i, (&a, &b))| {
+                let t = alpha * weights[i / 3].clamp(0.0, 1.0);
+                ((1.0 - t) * a as f32 + t * b as f32).round() as u8
+            })
+            .collect();
+        Canvas {
+            pixels,
+            ..self.clone()
+        }
+    }
+
     fn put(&mut self, x: usize, y: usize, c: [u8; 3]) {
         if x < self.width && y < self.height {
             let i = (y * self.width + x) * 3;

@@ -1,0 +1,354 @@
+//! `deepsight explain`: where the model looks, by every requested method, as pictures (a montage
+//! and one overlay per method), optionally raw maps (safetensors) and a JSON summary.
+
+use crate::classify::{read_input_tensor, top_k};
+use crate::model_arg::ModelArgs;
+use anyhow::{Context, Result, bail};
+use deepsight_explain::registry::{by_name, methods};
+use deepsight_explain::{Explainer, Explanation, Map, Normalisation, Request, Score};
+use deepsight_models::{WeightTensor, Weights, write_atomic};
+use deepsight_render::{Canvas, Colormap, Panel, montage};
+use deepsight_runtime::{Classifier, Tensor, to_vec};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Image files (any format the `image` crate reads).
+    images: Vec<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Methods, comma-separated (`deepsight methods` lists them), or `all`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "gradcam,gradcam++,saliency,guided-backprop"
+    )]
+    method: Vec<String>,
+    /// A class index to explain; repeat for several classes in one run (the cat and the dog).
+    #[arg(long, conflicts_with = "top")]
+    class: Vec<usize>,
+    /// Explain each image's K most probable classes (default 1).
+    #[arg(long, value_name = "K")]
+    top: Option<usize>,
+    /// The layer of CAM methods (default: the model's last spatial feature map).
+    #[arg(long)]
+    layer: Option<String>,
+    /// Output folder (created if missing).
+    #[arg(long, default_value = "deepsight-out")]
+    out: PathBuf,
+    /// Also write `<stem>.maps.safetensors`: the raw maps, one tensor per method.
+    #[arg(long)]
+    raw: bool,
+    /// Print a JSON summary (classes, probabilities, timings, output paths).
+    #[arg(long)]
+    json: bool,
+    /// Explain a preprocessed NCHW input (tensor `input` of a .safetensors file).
+    #[arg(long, value_name = "FILE", conflicts_with = "images")]
+    tensor: Option<PathBuf>,
+    /// Colour map of unsigned maps: jet, turbo, viridis (signed maps use a diverging map).
+    #[arg(long, default_value = "jet")]
+    colormap: String,
+    /// Opacity of the heatmap over the image, 0..1.
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f32,
+    /// Explain the softmax probability instead of the logit.
+    #[arg(long)]
+    probability: bool,
+    /// Images per batch.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+}
+
+/// One explained (image, class) by one method.
+struct Result1 {
+    method: &'static str,
+    signed: bool,
+    class: usize,
+    map: Map,
+    raw: Option<Map>,
+}
+
+fn display_values(map: &Map, signed: bool) -> Vec<f32> {
+    let plane = map.height * map.width;
+    let one = if map.channels == 1 {
+        map.clone()
+    } else if signed {
+        let data = (0..plane)
+            .map(|p| (0..map.channels).map(|c| map.data[c * plane + p]).sum())
+            .collect();
+        Map {
+            channels: 1,
+            data,
+            ..map.clone()
+        }
+    } else {
+        map.max_abs_over_channels()
+    };
+    let how = if signed {
+        Normalisation::MaxAbs
+    } else {
+        Normalisation::MinMax
+    };
+    one.normalise(how).data
+}
+
+/// The model's view of image `i` of `x`, back in 0..255 RGB.
+fn base_canvas(x: &[f32], [h, w]: [usize; 2], mean: [f32; 3], std: [f32; 3]) -> Canvas {
+    let plane = h * w;
+    let pixels = (0..plane)
+        .flat_map(|p| {
+            (0..3).map(move |c| (x[c * plane + p] * std[c] + mean[c]).round().clamp(0.0, 255.0) as u8)
+        })
+        .collect();
+    Canvas {
+        width: w,
+        height: h,
+        pixels,
+    }
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned())
+}
+
+pub fn run(a: Args) -> Result<()> {
+    if a.images.is_empty() && a.tensor.is_none() {
+        bail!("nothing to explain: give image files or --tensor FILE");
+    }
+    if a.batch_size == 0 || a.top == Some(0) {
+        bail!("--batch-size and --top must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&a.alpha) {
+        bail!("--alpha {}: must be between 0 and 1", a.alpha);
+    }
+    let Some(cmap) = Colormap::from_name(&a.colormap).filter(|c| *c != Colormap::Diverging) else {
+        bail!("--colormap '{}': choose jet, turbo or viridis", a.colormap);
+    };
+    let names: Vec<String> = if a.method.iter().any(|m| m == "all") {
+        methods().iter().map(|m| m.name.to_string()).collect()
+    } else {
+        a.method.clone()
+    };
+    let explainers: Vec<Box<dyn Explainer>> = names
+        .iter()
+        .map(|n| {
+            by_name(n).with_context(|| {
+                let known: Vec<&str> = methods().iter().map(|m| m.name).collect();
+                format!(
+                    "--method '{n}': unknown method (known: {}, or all)",
+                    known.join(", ")
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
+    let loaded = a.model.load()?;
+    let model = &loaded.model;
+    let k = model.num_classes();
+    if let Some(&bad) = a.class.iter().find(|&&c| c >= k) {
+        bail!("--class {bad}: the model has {k} classes (0..={})", k - 1);
+    }
+    let device = model.device();
+    // (label, stem) per image and the batches of inputs.
+    let mut inputs: Vec<(String, String)> = Vec::new();
+    let mut batches: Vec<Tensor<4>> = Vec::new();
+    if let Some(path) = &a.tensor {
+        let x = read_input_tensor(path, &device)?;
+        let n = x.dims()[0];
+        for i in 0..n {
+            let s = if n == 1 {
+                stem(path)
+            } else {
+                format!("{}_{i}", stem(path))
+            };
+            inputs.push((format!("{}[{i}]", path.display()), s));
+        }
+        for start in (0..n).step_by(a.batch_size) {
+            batches.push(x.clone().narrow(0, start, a.batch_size.min(n - start)));
+        }
+    } else {
+        for chunk in a.images.chunks(a.batch_size) {
+            let paths: Vec<&Path> = chunk.iter().map(|p| p.as_path()).collect();
+            batches.push(loaded.pipeline.load_batch(&paths, &device)?);
+            inputs.extend(chunk.iter().map(|p| (p.display().to_string(), stem(p))));
+        }
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create '{}'", a.out.display()))?;
+    let ranks = if a.class.is_empty() {
+        a.top.unwrap_or(1)
+    } else {
+        a.class.len()
+    };
+    let progress = indicatif::ProgressBar::new((inputs.len() * explainers.len() * ranks) as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} explanations, {elapsed} (ETA {eta}) {msg}",
+        )
+        .expect("valid template"),
+    );
+    let mut summary = Vec::new();
+    let mut timings: Vec<(String, f64, usize, usize)> =
+        names.iter().map(|n| (n.clone(), 0.0, 0, 0)).collect();
+    let mut done = 0;
+    for x in batches {
+        let n = x.dims()[0];
+        let [_, _, h, w] = x.dims();
+        let logits = to_vec(model.logits(x.clone())?);
+        let tops: Vec<Vec<(usize, f32, f32)>> =
+            (0..n).map(|i| top_k(&logits[i * k..(i + 1) * k], k)).collect();
+        let classes_of = |i: usize| -> Vec<usize> {
+            if a.class.is_empty() {
+                tops[i].iter().take(ranks).map(|t| t.0).collect()
+            } else {
+                a.class.clone()
+            }
+        };
+        let mut results: Vec<Vec<Result1>> = (0..n).map(|_| Vec::new()).collect();
+        for (m, e) in explainers.iter().enumerate() {
+            for r in 0..ranks {
+                progress.set_message(e.name());
+                let request = Request {
+                    images: x.clone(),
+                    classes: (0..n).map(|i| classes_of(i)[r]).collect(),
+                    score: if a.probability {
+                        Score::Probability
+                    } else {
+                        Score::Logit
+                    },
+                    layer: a.layer.clone(),
+                };
+                let started = Instant::now();
+                let Explanation { maps, raw, passes } = e.explain(model, &request)?;
+                timings[m].1 += started.elapsed().as_secs_f64();
+                timings[m].2 += passes.forward;
+                timings[m].3 += passes.backward;
+                let mut raw = raw.map(|r| r.into_iter());
+                for (i, map) in maps.into_iter().enumerate() {
+                    results[i].push(Result1 {
+                        method: e.name(),
+                        signed: e.signed(),
+                        class: request.classes[i],
+                        map,
+                        raw: raw.as_mut().and_then(|r| r.next()),
+                    });
+                }
+                progress.inc(n as u64);
+            }
+        }
+        let x_all = to_vec(x);
+        for (i, res) in results.into_iter().enumerate() {
+            let (label, stem) = &inputs[done + i];
+            let prob = |c: usize| tops[i].iter().find(|t| t.0 == c).map_or(0.0, |t| t.1);
+            let class_name = |c: usize| {
+                loaded
+                    .class_names
+                    .get(c)
+                    .cloned()
+                    .unwrap_or_else(|| format!("class {c}"))
+            };
+            let base = base_canvas(
+                &x_all[i * 3 * h * w..(i + 1) * 3 * h * w],
+                [h, w],
+                loaded.pipeline.mean,
+                loaded.pipeline.std,
+            );
+            let mut panels = vec![Panel {
+                canvas: base.clone(),
+                title: vec![
+                    "input".into(),
+                    format!("top: {}", class_name(tops[i][0].0)),
+                    format!("p = {:.3}", tops[i][0].1),
+                ],
+            }];
+            let suffix = |c: usize| if ranks > 1 { format!("@{c}") } else { String::new() };
+            let mut files = Vec::new();
+            let mut raw_out = Weights::default();
+            for r in &res {
+                let values = display_values(&r.map, r.signed);
+                let heat = Canvas::heatmap(
+                    &values,
+                    r.map.width,
+                    r.map.height,
+                    if r.signed { Colormap::Diverging } else { cmap },
+                );
+                let overlay = if r.signed {
+                    // Neutral (near-zero) attribution stays transparent; sqrt lifts the faint tails.
+                    let weights: Vec<f32> = values.iter().map(|v| v.abs().sqrt()).collect();
+                    base.blend_weighted(&heat, (a.alpha * 1.6).min(1.0), &weights)
+                } else {
+                    base.blend(&heat, a.alpha)
+                };
+                let file = a.out.join(format!(
+                    "{stem}.{}{}.png",
+                    r.method,
+                    suffix(r.class).replace('@', ".")
+                ));
+                write_atomic(&file, &overlay.png())?;
+                files.push(file.display().to_string());
+                panels.push(Panel {
+                    canvas: overlay,
+                    title: vec![
+                        r.method.into(),
+                        class_name(r.class),
+                        format!("p = {:.3}", prob(r.class)),
+                    ],
+                });
+                if a.raw {
+                    let name = format!("{}{}", r.method, suffix(r.class));
+                    let shape = if r.map.channels == 1 {
+                        vec![r.map.height, r.map.width]
+                    } else {
+                        vec![r.map.channels, r.map.height, r.map.width]
+                    };
+                    raw_out.tensors.insert(
+                        name.clone(),
+                        WeightTensor {
+                            shape,
+                            data: r.map.data.clone(),
+                        },
+                    );
+                    if let Some(m) = &r.raw {
+                        let t = WeightTensor {
+                            shape: vec![m.height, m.width],
+                            data: m.data.clone(),
+                        };
+                        raw_out.tensors.insert(format!("{name}.raw"), t);
+                    }
+                }
+            }
+            let montage_path = a.out.join(format!("{stem}.montage.png"));
+            write_atomic(&montage_path, &montage(&panels, 5).png())?;
+            let mut raw_path = None;
+            if a.raw {
+                let p = a.out.join(format!("{stem}.maps.safetensors"));
+                raw_out.save_safetensors(&p)?;
+                raw_path = Some(p.display().to_string());
+            }
+            let classes: Vec<_> = classes_of(i)
+                .iter()
+                .map(|&c| serde_json::json!({"class": c, "name": class_name(c), "probability": prob(c)}))
+                .collect();
+            summary.push(serde_json::json!({
+                "input": label, "classes": classes, "montage": montage_path.display().to_string(),
+                "overlays": files, "raw": raw_path,
+            }));
+            if !a.json {
+                progress.suspend(|| println!("{label}: {}", montage_path.display()));
+            }
+        }
+        done += n;
+    }
+    progress.finish_and_clear();
+    if a.json {
+        let methods: Vec<_> = timings
+            .iter()
+            .map(|(name, secs, f, b)| {
+                serde_json::json!({"method": name, "seconds": secs, "ms_per_image": secs * 1e3 / inputs.len() as f64 / ranks as f64, "forward_passes": f, "backward_passes": b})
+            })
+            .collect();
+        let v = serde_json::json!({"model": loaded.description, "images": summary, "methods": methods});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    Ok(())
+}
