@@ -5,7 +5,7 @@ use crate::classify::{read_input_tensor, top_k};
 use crate::model_arg::ModelArgs;
 use anyhow::{Context, Result, bail};
 use deepsight_explain::registry::{by_name, methods};
-use deepsight_explain::{Explainer, Explanation, Map, Normalisation, Request, Score};
+use deepsight_explain::{Explainer, Explanation, Map, Normalisation, Request, Score, SharedPasses};
 use deepsight_models::{WeightTensor, Weights, write_atomic};
 use deepsight_render::{Canvas, Colormap, Panel, montage};
 use deepsight_runtime::{Classifier, Tensor, to_vec};
@@ -191,6 +191,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut timings: Vec<(String, f64, usize, usize)> =
         names.iter().map(|n| (n.clone(), 0.0, 0, 0)).collect();
     let mut done = 0;
+    let (mut shared_time, mut shared_passes) = (0.0f64, deepsight_explain::Passes::default());
     for x in batches {
         let n = x.dims()[0];
         let [_, _, h, w] = x.dims();
@@ -205,21 +206,31 @@ pub fn run(a: Args) -> Result<()> {
             }
         };
         let mut results: Vec<Vec<Result1>> = (0..n).map(|_| Vec::new()).collect();
-        for (m, e) in explainers.iter().enumerate() {
-            for r in 0..ranks {
+        for r in 0..ranks {
+            let request = Request {
+                images: x.clone(),
+                classes: (0..n).map(|i| classes_of(i)[r]).collect(),
+                score: if a.probability {
+                    Score::Probability
+                } else {
+                    Score::Logit
+                },
+                layer: a.layer.clone(),
+            };
+            // The gradient and CAM methods share one forward+backward per backward rule.
+            let started = Instant::now();
+            let mut needs = Vec::new();
+            for e in &explainers {
+                needs.extend(e.needs(model, &request)?);
+            }
+            let shared = SharedPasses::run(model, &request, &needs)?;
+            shared_time += started.elapsed().as_secs_f64();
+            shared_passes.forward += shared.passes.forward;
+            shared_passes.backward += shared.passes.backward;
+            for (m, e) in explainers.iter().enumerate() {
                 progress.set_message(e.name());
-                let request = Request {
-                    images: x.clone(),
-                    classes: (0..n).map(|i| classes_of(i)[r]).collect(),
-                    score: if a.probability {
-                        Score::Probability
-                    } else {
-                        Score::Logit
-                    },
-                    layer: a.layer.clone(),
-                };
                 let started = Instant::now();
-                let Explanation { maps, raw, passes } = e.explain(model, &request)?;
+                let Explanation { maps, raw, passes } = e.explain_shared(model, &request, &shared)?;
                 timings[m].1 += started.elapsed().as_secs_f64();
                 timings[m].2 += passes.forward;
                 timings[m].3 += passes.backward;
@@ -347,7 +358,10 @@ pub fn run(a: Args) -> Result<()> {
                 serde_json::json!({"method": name, "seconds": secs, "ms_per_image": secs * 1e3 / inputs.len() as f64 / ranks as f64, "forward_passes": f, "backward_passes": b})
             })
             .collect();
-        let v = serde_json::json!({"model": loaded.description, "images": summary, "methods": methods});
+        // Methods' seconds are their own work; the passes they share are timed once here, and
+        // their `*_passes` say what each would cost alone.
+        let shared = serde_json::json!({"seconds": shared_time, "forward_passes": shared_passes.forward, "backward_passes": shared_passes.backward});
+        let v = serde_json::json!({"model": loaded.description, "images": summary, "methods": methods, "shared_passes": shared});
         println!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(())

@@ -370,6 +370,9 @@ fn explain_writes_montage_overlays_raw_maps_and_json() {
     let methods = v["methods"].as_array().unwrap();
     assert_eq!(methods.len(), 3);
     assert!(methods.iter().all(|m| m["forward_passes"] == 1), "{json}");
+    // gradcam and saliency share one plain pass; guided-backprop needs its own.
+    assert_eq!(v["shared_passes"]["forward_passes"], 2, "{json}");
+    assert_eq!(v["shared_passes"]["backward_passes"], 2, "{json}");
     for f in [
         "dog.montage.png",
         "dog.gradcam.png",

@@ -17,7 +17,8 @@
 
 use crate::cam::{Cam, GradCam};
 use crate::gradient::GuidedBackprop;
-use crate::{Explainer, Explanation, Passes, Request, Result};
+use crate::shared::passes_alone;
+use crate::{Explainer, Explanation, Need, Request, Result, SharedPasses};
 use deepsight_runtime::LayeredClassifier;
 
 /// Guided Grad-CAM (`guided-gradcam`).
@@ -33,9 +34,20 @@ impl Explainer for GuidedGradCam {
         true
     }
 
-    fn explain(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Explanation> {
-        let guided = GuidedBackprop.explain(model, request)?;
-        let cam = Cam(GradCam).explain(model, request)?;
+    fn needs(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Vec<Need>> {
+        let mut needs = GuidedBackprop.needs(model, request)?;
+        needs.extend(Cam(GradCam).needs(model, request)?);
+        Ok(needs)
+    }
+
+    fn explain_shared(
+        &self,
+        model: &dyn LayeredClassifier,
+        request: &Request,
+        shared: &SharedPasses,
+    ) -> Result<Explanation> {
+        let guided = GuidedBackprop.explain_shared(model, request, shared)?;
+        let cam = Cam(GradCam).explain_shared(model, request, shared)?;
         let maps = guided
             .maps
             .iter()
@@ -45,10 +57,7 @@ impl Explainer for GuidedGradCam {
         Ok(Explanation {
             maps,
             raw: cam.raw,
-            passes: Passes {
-                forward: guided.passes.forward + cam.passes.forward,
-                backward: guided.passes.backward + cam.passes.backward,
-            },
+            passes: passes_alone(&self.needs(model, request)?, request.images.dims()[0]),
         })
     }
 }

@@ -12,10 +12,12 @@ pub mod gradient;
 pub mod guided_gradcam;
 pub mod map;
 pub mod registry;
+pub mod shared;
 pub mod smoothgrad;
 
 pub use error::{ExplainError, Result};
 pub use map::{Map, Normalisation};
+pub use shared::{Need, SharedPasses};
 
 use deepsight_runtime::{LayeredClassifier, Objective, Tensor};
 
@@ -80,6 +82,10 @@ pub struct Explanation {
 }
 
 /// The extension point: every explanation method.
+///
+/// A method either reads passes that other methods can share (it implements [`Explainer::needs`]
+/// and [`Explainer::explain_shared`]), or runs passes of its own (it overrides
+/// [`Explainer::explain`]: Integrated Gradients, SmoothGrad).
 pub trait Explainer: Send + Sync {
     /// The method's CLI name (`gradcam`, `guided-backprop`, ...): a stable contract.
     fn name(&self) -> &'static str;
@@ -87,6 +93,55 @@ pub trait Explainer: Send + Sync {
     fn signed(&self) -> bool {
         false
     }
+    /// The shareable passes it reads; empty for methods that run their own.
+    fn needs(&self, _model: &dyn LayeredClassifier, _request: &Request) -> Result<Vec<Need>> {
+        Ok(Vec::new())
+    }
+    /// Its maps from passes computed for it and others.
+    fn explain_shared(
+        &self,
+        model: &dyn LayeredClassifier,
+        request: &Request,
+        _shared: &SharedPasses,
+    ) -> Result<Explanation> {
+        self.explain(model, request)
+    }
     /// Explains each image of the request for its class.
-    fn explain(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Explanation>;
+    fn explain(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Explanation> {
+        let needs = self.needs(model, request)?;
+        if needs.is_empty() {
+            return Err(ExplainError::Invalid {
+                method: self.name(),
+                reason: "implements neither its own passes nor shared ones".into(),
+            });
+        }
+        let shared = SharedPasses::run(model, request, &needs)?;
+        self.explain_shared(model, request, &shared)
+    }
+}
+
+/// Runs several methods on one request, sharing what they can: one forward+backward per backward
+/// rule for all gradient and CAM methods together. Returns each method's explanation (whose
+/// `passes` say what it would cost alone) and the passes actually run.
+pub fn explain_all(
+    model: &dyn LayeredClassifier,
+    request: &Request,
+    methods: &[&dyn Explainer],
+) -> Result<(Vec<Explanation>, Passes)> {
+    let mut needs = Vec::new();
+    for m in methods {
+        needs.extend(m.needs(model, request)?);
+    }
+    let shared = SharedPasses::run(model, request, &needs)?;
+    let mut total = shared.passes;
+    let mut out = Vec::with_capacity(methods.len());
+    for m in methods {
+        let e = m.explain_shared(model, request, &shared)?;
+        if m.needs(model, request)?.is_empty() {
+            total.forward += e.passes.forward;
+            total.backward += e.passes.backward;
+        }
+        out.push(e);
+    }
+    Ok((out, total))
 }

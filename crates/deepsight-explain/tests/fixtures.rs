@@ -396,3 +396,32 @@ fn gradcam_is_class_discriminative_on_the_sample_photo() {
     assert_ne!(dog, bike);
     assert!(bike.1 > dog.1, "the bicycle is right of the dog");
 }
+
+#[test]
+fn methods_sharing_passes_give_the_same_maps_as_alone() {
+    let (model, fx, classes) = load("tiny_resnet");
+    let req = request(&fx, &classes);
+    let sal = Saliency;
+    let ixg = InputXGradient;
+    let gc = Cam(GradCam);
+    let pp = Cam(GradCamPlusPlus);
+    let eig = Cam(EigenCam::default());
+    let gb = GuidedBackprop;
+    let methods: [&dyn Explainer; 6] = [&sal, &ixg, &gc, &pp, &eig, &gb];
+    let (shared, total) = deepsight_explain::explain_all(&model.model, &req, &methods).unwrap();
+    // One plain pass (input and layer gradients, the Eigen-CAM activation) and one guided pass.
+    assert_eq!((total.forward, total.backward), (6, 6));
+    for (m, e) in methods.iter().zip(&shared) {
+        let alone = m.explain(&model.model, &req).unwrap();
+        assert_eq!(alone.passes, e.passes, "{}", m.name());
+        for (a, b) in alone.maps.iter().zip(&e.maps) {
+            let d = a
+                .data
+                .iter()
+                .zip(&b.data)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(d <= 1e-6, "{}: {d}", m.name());
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! The class-activation-map family, one generic implementation: a forward pass capturing the
-//! layer's activation `A` `[K, h, w]` and a backward pass to that layer only (never to the input)
-//! give `dS_c/dA`; a [`CamVariant`] combines them into a map at the layer's resolution, which is
+//! layer's activation `A` `[K, h, w]` and a backward pass to that layer only (never to the input,
+//! unless another method shares the pass and needs it) give `dS_c/dA`; a [`CamVariant`] combines them into a map at the layer's resolution, which is
 //! ReLU'd (the `raw` map) and upsampled bilinearly to the input (the map).
 //!
 //! A new CAM is one file implementing [`CamVariant::weights`] (pytorch-grad-cam's
@@ -19,8 +19,9 @@ pub use gradcam_pp::GradCamPlusPlus;
 pub use layercam::LayerCam;
 pub use xgradcam::XGradCam;
 
-use crate::{Explainer, Explanation, Map, Passes, Request, Result};
-use deepsight_runtime::{GradientRequest, LayeredClassifier, to_vec};
+use crate::shared::passes_alone;
+use crate::{Explainer, Explanation, Map, Need, Request, Result, SharedPasses};
+use deepsight_runtime::{LayeredClassifier, RectifierRule, to_vec};
 
 /// One image's activation and gradient at the CAM layer.
 pub struct LayerData<'a> {
@@ -74,21 +75,27 @@ impl<V: CamVariant> Explainer for Cam<V> {
         V::NAME
     }
 
-    fn explain(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Explanation> {
+    fn needs(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Vec<Need>> {
+        Ok(vec![Need {
+            rule: V::USES_GRADIENT.then_some(RectifierRule::Plain),
+            input: false,
+            layers: vec![request.layer_of(model, V::NAME)?],
+        }])
+    }
+
+    fn explain_shared(
+        &self,
+        model: &dyn LayeredClassifier,
+        request: &Request,
+        shared: &SharedPasses,
+    ) -> Result<Explanation> {
         let layer = request.layer_of(model, V::NAME)?;
         let [n, _, height, width] = request.images.dims();
-        let (activation, gradient, backward) = if V::USES_GRADIENT {
-            let req = GradientRequest {
-                objective: Some(request.objective()),
-                wrt_layers: vec![layer.clone()],
-                ..Default::default()
-            };
-            let mut g = model.gradients(request.images.clone(), &req)?;
-            let lg = g.layers.remove(&layer).expect("requested layer");
-            (lg.activation, Some(lg.gradient), n)
+        let (activation, gradient) = if V::USES_GRADIENT {
+            let (a, g) = shared.layer(&layer);
+            (a, Some(g))
         } else {
-            let mut c = model.capture(request.images.clone(), &[&layer], false)?;
-            (c.activations.remove(&layer).expect("requested layer"), None, 0)
+            (shared.activation(&layer), None)
         };
         let [_, k, h, w] = activation.dims();
         let a = to_vec(activation);
@@ -118,7 +125,7 @@ impl<V: CamVariant> Explainer for Cam<V> {
         Ok(Explanation {
             maps: raw.iter().map(|m| m.resize(height, width)).collect(),
             raw: Some(raw),
-            passes: Passes { forward: n, backward },
+            passes: passes_alone(&self.needs(model, request)?, n),
         })
     }
 }

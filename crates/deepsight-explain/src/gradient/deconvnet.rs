@@ -18,9 +18,15 @@
 //! activation is the runtime's `Objective::Activation` with the same rule. Like guided
 //! backpropagation the rule applies to every rectifier (clamps included).
 
-use crate::gradient::input_gradient;
-use crate::{Explainer, Explanation, Map, Request, Result};
+use crate::shared::passes_alone;
+use crate::{Explainer, Explanation, Map, Need, Request, Result, SharedPasses};
 use deepsight_runtime::{LayeredClassifier, RectifierRule};
+
+const NEED: Need = Need {
+    rule: Some(RectifierRule::Deconv),
+    input: true,
+    layers: Vec::new(),
+};
 
 /// Deconvnet (`deconvnet`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,8 +41,18 @@ impl Explainer for Deconvnet {
         true
     }
 
-    fn explain(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Explanation> {
-        let (grad, passes) = input_gradient(model, request, request.images.clone(), RectifierRule::Deconv)?;
+    fn needs(&self, _model: &dyn LayeredClassifier, _request: &Request) -> Result<Vec<Need>> {
+        Ok(vec![NEED])
+    }
+
+    fn explain_shared(
+        &self,
+        _model: &dyn LayeredClassifier,
+        request: &Request,
+        shared: &SharedPasses,
+    ) -> Result<Explanation> {
+        let grad = shared.input_gradient(RectifierRule::Deconv);
+        let passes = passes_alone(&[NEED], request.images.dims()[0]);
         Ok(Explanation {
             maps: Map::from_batch(grad),
             raw: None,

@@ -17,9 +17,15 @@
 //! EfficientNet-Lite0 (ReLU6) and on functional `F.relu` calls it leaves the plain gradient.
 //! Other activations (sigmoid, hard-swish, ...) keep their true derivative.
 
-use crate::gradient::input_gradient;
-use crate::{Explainer, Explanation, Map, Request, Result};
+use crate::shared::passes_alone;
+use crate::{Explainer, Explanation, Map, Need, Request, Result, SharedPasses};
 use deepsight_runtime::{LayeredClassifier, RectifierRule};
+
+const NEED: Need = Need {
+    rule: Some(RectifierRule::Guided),
+    input: true,
+    layers: Vec::new(),
+};
 
 /// Guided backpropagation (`guided-backprop`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,8 +40,18 @@ impl Explainer for GuidedBackprop {
         true
     }
 
-    fn explain(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Explanation> {
-        let (grad, passes) = input_gradient(model, request, request.images.clone(), RectifierRule::Guided)?;
+    fn needs(&self, _model: &dyn LayeredClassifier, _request: &Request) -> Result<Vec<Need>> {
+        Ok(vec![NEED])
+    }
+
+    fn explain_shared(
+        &self,
+        _model: &dyn LayeredClassifier,
+        request: &Request,
+        shared: &SharedPasses,
+    ) -> Result<Explanation> {
+        let grad = shared.input_gradient(RectifierRule::Guided);
+        let passes = passes_alone(&[NEED], request.images.dims()[0]);
         Ok(Explanation {
             maps: Map::from_batch(grad),
             raw: None,

@@ -13,9 +13,15 @@
 //! # Deviations
 //! None; the map is in the model's input space (after the preset's normalisation).
 
-use crate::gradient::input_gradient;
-use crate::{Explainer, Explanation, Map, Request, Result};
+use crate::shared::passes_alone;
+use crate::{Explainer, Explanation, Map, Need, Request, Result, SharedPasses};
 use deepsight_runtime::{LayeredClassifier, RectifierRule};
+
+const NEED: Need = Need {
+    rule: Some(RectifierRule::Plain),
+    input: true,
+    layers: Vec::new(),
+};
 
 /// Gradient x input (`input-x-gradient`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,8 +36,18 @@ impl Explainer for InputXGradient {
         true
     }
 
-    fn explain(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Explanation> {
-        let (grad, passes) = input_gradient(model, request, request.images.clone(), RectifierRule::Plain)?;
+    fn needs(&self, _model: &dyn LayeredClassifier, _request: &Request) -> Result<Vec<Need>> {
+        Ok(vec![NEED])
+    }
+
+    fn explain_shared(
+        &self,
+        _model: &dyn LayeredClassifier,
+        request: &Request,
+        shared: &SharedPasses,
+    ) -> Result<Explanation> {
+        let grad = shared.input_gradient(RectifierRule::Plain);
+        let passes = passes_alone(&[NEED], request.images.dims()[0]);
         Ok(Explanation {
             maps: Map::from_batch(grad * request.images.clone()),
             raw: None,
