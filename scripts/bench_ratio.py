@@ -13,6 +13,11 @@ PAIRS = [  # (our task, peer task)
     ("forward", "forward"),
     ("forward+backward to input", "forward_backward_input"),
     ("forward+backward to input, guided", "guided_backprop(captum)"),
+    ("saliency", "saliency(captum)"),
+    ("guided-backprop", "guided_backprop(captum)"),
+    ("gradcam", "gradcam(pgc)"),
+    ("gradcam++", "gradcam_pp(pgc)"),
+    ("integrated-gradients (32 steps)", "integrated_gradients_32(captum)"),
 ]
 
 

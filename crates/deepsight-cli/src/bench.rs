@@ -5,6 +5,9 @@
 use anyhow::{Result, bail};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use deepsight_explain::cam::{Cam, GradCam, GradCamPlusPlus};
+use deepsight_explain::gradient::{GuidedBackprop, IntegratedGradients, Saliency};
+use deepsight_explain::{Explainer, Request, Score, explain_all};
 use deepsight_models::{Arch, ModelSource};
 use deepsight_runtime::{
     Classifier, Device, GradientRequest, Graph, GraphModel, LayeredClassifier, Objective, Op, Padding,
@@ -242,6 +245,32 @@ pub fn run(a: Args) -> Result<()> {
                 None => g.layers.into_values().for_each(|l| sync(l.gradient)),
             }
         };
+        // Explanation methods, each image explained for its top-1 class (as peers.py does).
+        let top1 = |x: &Tensor<4>| -> Vec<usize> {
+            let [n, _, _, _] = x.dims();
+            let l = deepsight_runtime::to_vec(m.logits(x.clone()).expect("runs"));
+            let k = l.len() / n;
+            (0..n)
+                .map(|i| {
+                    (0..k)
+                        .max_by(|&p, &q| l[i * k + p].total_cmp(&l[i * k + q]))
+                        .unwrap_or(0)
+                })
+                .collect()
+        };
+        let requests: Vec<(usize, Request)> = [(1usize, &x1), (16, &x16)]
+            .into_iter()
+            .filter(|(b, _)| *b == 1 || !a.no_batch16)
+            .map(|(b, x)| {
+                let req = Request {
+                    images: x.clone(),
+                    classes: top1(x),
+                    score: Score::Logit,
+                    layer: None,
+                };
+                (b, req)
+            })
+            .collect();
         let mut tasks: Vec<Task> = vec![
             (
                 "forward (plain burn, unfolded BN)",
@@ -288,6 +317,39 @@ pub fn run(a: Args) -> Result<()> {
             0.0,
             Box::new(|| backward(&to_layer)),
         ));
+        for (batch, req) in &requests {
+            let methods: [(&'static str, Box<dyn Explainer>); 5] = [
+                ("saliency", Box::new(Saliency)),
+                ("guided-backprop", Box::new(GuidedBackprop)),
+                ("gradcam", Box::new(Cam(GradCam))),
+                ("gradcam++", Box::new(Cam(GradCamPlusPlus))),
+                (
+                    "integrated-gradients (32 steps)",
+                    Box::new(IntegratedGradients {
+                        steps: 32,
+                        batch_size: 32,
+                        ..Default::default()
+                    }),
+                ),
+            ];
+            for (task, e) in methods {
+                tasks.push((
+                    task,
+                    *batch,
+                    0.0,
+                    Box::new(move || drop(e.explain(m, req).expect("runs"))),
+                ));
+            }
+            tasks.push((
+                "gradcam+gradcam+++saliency, shared passes",
+                *batch,
+                0.0,
+                Box::new(move || {
+                    let (s, g, p) = (Saliency, Cam(GradCam), Cam(GradCamPlusPlus));
+                    drop(explain_all(m, req, &[&s, &g, &p]).expect("runs"))
+                }),
+            ));
+        }
         tasks.retain(|(task, ..)| a.only.is_empty() || a.only.iter().any(|w| w == task));
         for (task, batch, gflop, f) in tasks.iter_mut() {
             let (median_ms, min_ms) = time(a.repeats, f);
