@@ -2,7 +2,7 @@
 //! and `deepsight methods --explain NAME` cannot drift apart).
 
 use crate::Explainer;
-use crate::cam::{Cam, EigenCam, GradCam, GradCamPlusPlus, LayerCam, XGradCam};
+use crate::cam::{Cam, ClassActivationMap, EigenCam, GradCam, GradCamPlusPlus, LayerCam, XGradCam};
 use crate::gradient::{Deconvnet, GuidedBackprop, InputXGradient, IntegratedGradients, Saliency};
 use crate::guided_gradcam::GuidedGradCam;
 use crate::smoothgrad::SmoothGrad;
@@ -33,7 +33,7 @@ fn module_doc(source: &str) -> String {
         .join("\n")
 }
 
-const SOURCES: [(&str, &str); 12] = [
+const SOURCES: [(&str, &str); 13] = [
     ("saliency", include_str!("gradient/saliency.rs")),
     ("input-x-gradient", include_str!("gradient/input_x_gradient.rs")),
     ("guided-backprop", include_str!("gradient/guided_backprop.rs")),
@@ -43,6 +43,7 @@ const SOURCES: [(&str, &str); 12] = [
         include_str!("gradient/integrated_gradients.rs"),
     ),
     ("smoothgrad", include_str!("smoothgrad.rs")),
+    ("cam", include_str!("cam/cam.rs")),
     ("gradcam", include_str!("cam/gradcam.rs")),
     ("gradcam++", include_str!("cam/gradcam_pp.rs")),
     ("xgradcam", include_str!("cam/xgradcam.rs")),
@@ -77,6 +78,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Explainer>> {
             seed: 0,
             batch_size: 16,
         }),
+        "cam" => Box::new(Cam(ClassActivationMap)),
         "gradcam" => Box::new(Cam(GradCam)),
         "gradcam++" => Box::new(Cam(GradCamPlusPlus)),
         "xgradcam" => Box::new(Cam(XGradCam)),

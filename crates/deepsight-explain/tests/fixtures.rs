@@ -2,7 +2,9 @@
 //! the same normalisation as the reference: Pearson r >= 0.999 and max abs diff <= 1e-4. The tiny
 //! networks come from their ONNX exports; Lite0 is the built-in.
 
-use deepsight_explain::cam::{Cam, EigenCam, GradCam, GradCamPlusPlus, LayerCam, XGradCam};
+use deepsight_explain::cam::{
+    Cam, ClassActivationMap, EigenCam, GradCam, GradCamPlusPlus, LayerCam, XGradCam,
+};
 use deepsight_explain::gradient::{
     Deconvnet, GuidedBackprop, InputXGradient, IntegratedGradients, Quadrature, Saliency,
 };
@@ -348,7 +350,41 @@ fn gradcam_equals_cam_on_a_gap_linear_head() {
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max);
         assert!(d <= 1e-6, "image {i}: {d}");
+        // The CAM method itself: the same map times h w, unrectified.
+        let zhou: Vec<f32> = (0..h * wd)
+            .map(|p| {
+                (0..k)
+                    .map(|ch| fc[classes[i] * k + ch] * a[(i * k + ch) * h * wd + p])
+                    .sum::<f32>()
+            })
+            .collect();
+        let ours = &Cam(ClassActivationMap)
+            .explain(&model.model, &req)
+            .unwrap()
+            .raw
+            .unwrap()[i]
+            .data;
+        let d = ours
+            .iter()
+            .zip(&zhou)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(d <= 1e-5, "CAM image {i}: {d}");
     }
+    // Where the head is not GAP + linear, CAM is refused rather than approximated.
+    let (resnet, fx, classes) = load("tiny_resnet");
+    let mut req = request(&fx, &classes);
+    req.layer = Some("/layer2/Relu_output_0".into());
+    assert!(Cam(ClassActivationMap).explain(&resnet.model, &req).is_ok());
+    req.layer = Some("/layer1/Relu_output_0".into());
+    let err = Cam(ClassActivationMap)
+        .explain(&resnet.model, &req)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("CAM needs global average pooling then one linear layer"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,18 +1,21 @@
 //! The class-activation-map family, one generic implementation: a forward pass capturing the
 //! layer's activation `A` `[K, h, w]` and a backward pass to that layer only (never to the input,
 //! unless another method shares the pass and needs it) give `dS_c/dA`; a [`CamVariant`] combines them into a map at the layer's resolution, which is
-//! ReLU'd (the `raw` map) and upsampled bilinearly to the input (the map).
+//! ReLU'd where the variant says so (the `raw` map) and upsampled bilinearly to the input (the map).
 //!
 //! A new CAM is one file implementing [`CamVariant::weights`] (pytorch-grad-cam's
 //! `get_cam_weights`); variants that are not a weighted channel sum override
 //! [`CamVariant::combine`].
 
+#[allow(clippy::module_inception)] // the method is called CAM
+mod cam;
 mod eigencam;
 mod gradcam;
 mod gradcam_pp;
 mod layercam;
 mod xgradcam;
 
+pub use cam::ClassActivationMap;
 pub use eigencam::EigenCam;
 pub use gradcam::GradCam;
 pub use gradcam_pp::GradCamPlusPlus;
@@ -51,6 +54,12 @@ pub trait CamVariant: Send + Sync {
     const NAME: &'static str;
     /// Whether the variant reads `dS_c/dA` (else a forward pass suffices).
     const USES_GRADIENT: bool = true;
+    /// Whether the map is rectified (every CAM of pytorch-grad-cam is; Zhou's CAM is not).
+    const RELU: bool = true;
+    /// Refuses a model or layer the variant is not defined for.
+    fn check(&self, _model: &dyn LayeredClassifier, _layer: &str) -> Result<()> {
+        Ok(())
+    }
     /// Channel weights `alpha_k` for `sum_k alpha_k A^k`.
     fn weights(&self, data: &LayerData) -> Vec<f32>;
     /// The map before the ReLU, `[h * w]`.
@@ -76,6 +85,7 @@ impl<V: CamVariant> Explainer for Cam<V> {
     }
 
     fn needs(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Vec<Need>> {
+        self.0.check(model, &request.layer_of(model, V::NAME)?)?;
         Ok(vec![Need {
             rule: V::USES_GRADIENT.then_some(RectifierRule::Plain),
             input: false,
@@ -113,13 +123,13 @@ impl<V: CamVariant> Explainer for Cam<V> {
                     channels: k,
                     positions: h * w,
                 };
-                Map {
+                let map = Map {
                     channels: 1,
                     height: h,
                     width: w,
                     data: self.0.combine(&data),
-                }
-                .relu()
+                };
+                if V::RELU { map.relu() } else { map }
             })
             .collect();
         Ok(Explanation {
