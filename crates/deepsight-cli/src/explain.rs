@@ -4,7 +4,7 @@
 use crate::classify::{read_input_tensor, top_k};
 use crate::model_arg::ModelArgs;
 use anyhow::{Context, Result, bail};
-use deepsight_explain::registry::{by_name, methods};
+use deepsight_explain::registry::{MethodOptions, by_name_with, methods};
 use deepsight_explain::{Explainer, Explanation, Map, Normalisation, Request, Score, SharedPasses};
 use deepsight_models::{WeightTensor, Weights, write_atomic};
 use deepsight_render::{Canvas, Colormap, Panel, montage};
@@ -55,9 +55,24 @@ pub struct Args {
     /// Explain the softmax probability instead of the logit.
     #[arg(long)]
     probability: bool,
-    /// Images per batch.
+    /// Images per batch (also the batch of Integrated Gradients' path points and SmoothGrad's samples).
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// Integrated Gradients: path points (trapezoid rule).
+    #[arg(long, default_value_t = 50)]
+    ig_steps: usize,
+    /// Integrated Gradients: baseline value in the model's input space.
+    #[arg(long, default_value_t = 0.0)]
+    ig_baseline: f32,
+    /// SmoothGrad (over saliency): noisy samples.
+    #[arg(long, default_value_t = 25)]
+    smoothgrad_samples: usize,
+    /// SmoothGrad: noise sigma as a fraction of the image's value range.
+    #[arg(long, default_value_t = 0.15)]
+    smoothgrad_sigma: f32,
+    /// Seed of SmoothGrad's noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 /// One explained (image, class) by one method.
@@ -131,10 +146,18 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         a.method.clone()
     };
+    let options = MethodOptions {
+        ig_steps: a.ig_steps,
+        ig_baseline: a.ig_baseline,
+        smoothgrad_samples: a.smoothgrad_samples,
+        smoothgrad_sigma: a.smoothgrad_sigma,
+        seed: a.seed,
+        batch_size: a.batch_size,
+    };
     let explainers: Vec<Box<dyn Explainer>> = names
         .iter()
         .map(|n| {
-            by_name(n).with_context(|| {
+            by_name_with(n, &options).with_context(|| {
                 let known: Vec<&str> = methods().iter().map(|m| m.name).collect();
                 format!(
                     "--method '{n}': unknown method (known: {}, or all)",

@@ -63,20 +63,60 @@ pub fn methods() -> Vec<MethodInfo> {
         .collect()
 }
 
+/// The options of the methods that have any (typed; the CLI maps its flags onto them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MethodOptions {
+    /// Integrated Gradients: path points.
+    pub ig_steps: usize,
+    /// Integrated Gradients: the baseline's constant value in the model's input space.
+    pub ig_baseline: f32,
+    /// SmoothGrad: noisy samples.
+    pub smoothgrad_samples: usize,
+    /// SmoothGrad: noise standard deviation as a fraction of each image's value range.
+    pub smoothgrad_sigma: f32,
+    /// Seed of every random choice (SmoothGrad's noise).
+    pub seed: u64,
+    /// Images per batch of the methods that run many passes.
+    pub batch_size: usize,
+}
+
+impl Default for MethodOptions {
+    fn default() -> Self {
+        MethodOptions {
+            ig_steps: 50,
+            ig_baseline: 0.0,
+            smoothgrad_samples: 25,
+            smoothgrad_sigma: 0.15,
+            seed: 0,
+            batch_size: 16,
+        }
+    }
+}
+
 /// The method called `name` with default options, or `None`.
 pub fn by_name(name: &str) -> Option<Box<dyn Explainer>> {
+    by_name_with(name, &MethodOptions::default())
+}
+
+/// The method called `name` with `options`, or `None`.
+pub fn by_name_with(name: &str, o: &MethodOptions) -> Option<Box<dyn Explainer>> {
     Some(match name {
         "saliency" => Box::new(Saliency),
         "input-x-gradient" => Box::new(InputXGradient),
         "guided-backprop" => Box::new(GuidedBackprop),
         "deconvnet" => Box::new(Deconvnet),
-        "integrated-gradients" => Box::new(IntegratedGradients::default()),
+        "integrated-gradients" => Box::new(IntegratedGradients {
+            steps: o.ig_steps,
+            baseline: o.ig_baseline,
+            batch_size: o.batch_size,
+            ..Default::default()
+        }),
         "smoothgrad" => Box::new(SmoothGrad {
             base: Saliency,
-            samples: 25,
-            sigma: 0.15,
-            seed: 0,
-            batch_size: 16,
+            samples: o.smoothgrad_samples,
+            sigma: o.smoothgrad_sigma,
+            seed: o.seed,
+            batch_size: o.batch_size,
         }),
         "cam" => Box::new(Cam(ClassActivationMap)),
         "gradcam" => Box::new(Cam(GradCam)),
