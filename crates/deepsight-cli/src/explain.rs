@@ -4,6 +4,7 @@
 use crate::classify::{read_input_tensor, top_k};
 use crate::model_arg::ModelArgs;
 use anyhow::{Context, Result, bail};
+use deepsight_explain::gradient::DeconvnetFeature;
 use deepsight_explain::registry::{MethodOptions, by_name_with, methods};
 use deepsight_explain::{Explainer, Explanation, Map, Normalisation, Request, Score, SharedPasses};
 use deepsight_models::{WeightTensor, Weights, write_atomic};
@@ -73,6 +74,10 @@ pub struct Args {
     /// Seed of SmoothGrad's noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Make `deconvnet` project one feature map's strongest activation (Zeiler & Fergus) instead of
+    /// the class score: LAYER:CHANNEL, e.g. `features.10:42`.
+    #[arg(long, value_name = "LAYER:CHANNEL")]
+    feature: Option<String>,
 }
 
 /// One explained (image, class) by one method.
@@ -154,9 +159,25 @@ pub fn run(a: Args) -> Result<()> {
         seed: a.seed,
         batch_size: a.batch_size,
     };
+    let feature = match &a.feature {
+        None => None,
+        Some(f) => match f.rsplit_once(':').map(|(l, c)| (l, c.parse::<usize>())) {
+            Some((layer, Ok(channel))) if !layer.is_empty() => Some(DeconvnetFeature {
+                layer: layer.to_string(),
+                channel,
+            }),
+            _ => bail!("--feature '{f}': expected LAYER:CHANNEL (e.g. features.10:42)"),
+        },
+    };
+    if feature.is_some() && !names.iter().any(|n| n == "deconvnet") {
+        bail!("--feature applies to the deconvnet method: add it to --method");
+    }
     let explainers: Vec<Box<dyn Explainer>> = names
         .iter()
         .map(|n| {
+            if let (Some(f), "deconvnet") = (&feature, n.as_str()) {
+                return Ok(Box::new(f.clone()) as Box<dyn Explainer>);
+            }
             by_name_with(n, &options).with_context(|| {
                 let known: Vec<&str> = methods().iter().map(|m| m.name).collect();
                 format!(
@@ -320,13 +341,23 @@ pub fn run(a: Args) -> Result<()> {
                 ));
                 write_atomic(&file, &overlay.png())?;
                 files.push(file.display().to_string());
-                panels.push(Panel {
-                    canvas: overlay,
-                    title: vec![
+                let title = match (&feature, r.method) {
+                    (Some(f), "deconvnet") => {
+                        vec![
+                            r.method.into(),
+                            format!("{}:{}", f.layer, f.channel),
+                            "top activation".into(),
+                        ]
+                    }
+                    _ => vec![
                         r.method.into(),
                         class_name(r.class),
                         format!("p = {:.3}", prob(r.class)),
                     ],
+                };
+                panels.push(Panel {
+                    canvas: overlay,
+                    title,
                 });
                 if a.raw {
                     let name = format!("{}{}", r.method, suffix(r.class));

@@ -412,6 +412,24 @@ fn explain_writes_montage_overlays_raw_maps_and_json() {
         out.to_str().unwrap(),
     ]);
     assert!(err.contains("unknown layer 'nolayer'"), "{err}");
+    let err = fails(&[
+        "explain",
+        sample.to_str().unwrap(),
+        "--method",
+        "gradcam",
+        "--feature",
+        "features:1",
+    ]);
+    assert!(err.contains("--feature applies to the deconvnet method"), "{err}");
+    let err = fails(&[
+        "explain",
+        sample.to_str().unwrap(),
+        "--method",
+        "deconvnet",
+        "--feature",
+        "features",
+    ]);
+    assert!(err.contains("expected LAYER:CHANNEL"), "{err}");
     let doc = ok(&["methods", "--explain", "gradcam"]);
     assert!(doc.contains("# Equation") && doc.contains("Selvaraju"), "{doc}");
 }

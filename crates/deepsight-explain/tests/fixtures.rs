@@ -461,3 +461,42 @@ fn methods_sharing_passes_give_the_same_maps_as_alone() {
         }
     }
 }
+
+#[test]
+fn deconvnet_feature_projects_the_strongest_activation_within_its_receptive_field() {
+    use deepsight_explain::gradient::DeconvnetFeature;
+    let (model, fx, classes) = load("tiny_resnet");
+    let req = request(&fx, &classes);
+    let layer = "/layer1/Relu_output_0".to_string();
+    let e = DeconvnetFeature {
+        layer: layer.clone(),
+        channel: 3,
+    };
+    let out = e.explain(&model.model, &req).unwrap();
+    assert_eq!(out.maps.len(), 3);
+    // The projection is non-zero and confined to the receptive field of one 16x16 position of a
+    // 64x64 input: the stem (7x7/2), the max-pool (3x3/2) and two 3x3 convs span 43 pixels at most.
+    for m in &out.maps {
+        let plane = m.height * m.width;
+        let nonzero: Vec<usize> = (0..plane)
+            .filter(|&p| (0..m.channels).any(|c| m.data[c * plane + p] != 0.0))
+            .collect();
+        assert!(!nonzero.is_empty());
+        let rows: Vec<usize> = nonzero.iter().map(|p| p / m.width).collect();
+        let cols: Vec<usize> = nonzero.iter().map(|p| p % m.width).collect();
+        let span = |v: &[usize]| v.iter().max().unwrap() - v.iter().min().unwrap() + 1;
+        assert!(
+            span(&rows) <= 43 && span(&cols) <= 43,
+            "{} x {}",
+            span(&rows),
+            span(&cols)
+        );
+    }
+    let bad = DeconvnetFeature { layer, channel: 99 }
+        .explain(&model.model, &req)
+        .unwrap_err();
+    assert!(
+        bad.to_string().contains("has 16 channels, not channel 99"),
+        "{bad}"
+    );
+}

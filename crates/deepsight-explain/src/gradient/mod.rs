@@ -2,12 +2,14 @@
 //! Fergus 2014; Springenberg et al. 2015), and Integrated Gradients.
 
 mod deconvnet;
+mod deconvnet_feature;
 mod guided_backprop;
 mod input_x_gradient;
 mod integrated_gradients;
 mod saliency;
 
 pub use deconvnet::Deconvnet;
+pub use deconvnet_feature::DeconvnetFeature;
 pub use guided_backprop::GuidedBackprop;
 pub use input_x_gradient::InputXGradient;
 pub use integrated_gradients::{IntegratedGradients, Quadrature};
