@@ -18,45 +18,20 @@
 //! activation is the runtime's `Objective::Activation` with the same rule. Like guided
 //! backpropagation the rule applies to every rectifier (clamps included).
 
-use crate::shared::passes_alone;
-use crate::{Explainer, Explanation, Map, Need, Request, Result, SharedPasses};
-use deepsight_runtime::{LayeredClassifier, RectifierRule};
-
-const NEED: Need = Need {
-    rule: Some(RectifierRule::Deconv),
-    input: true,
-    layers: Vec::new(),
-};
+use crate::Map;
+use crate::gradient::OnePass;
+use deepsight_runtime::{RectifierRule, Tensor};
 
 /// Deconvnet (`deconvnet`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Deconvnet;
 
-impl Explainer for Deconvnet {
-    fn name(&self) -> &'static str {
-        "deconvnet"
-    }
+impl OnePass for Deconvnet {
+    const NAME: &'static str = "deconvnet";
+    const RULE: RectifierRule = RectifierRule::Deconv;
+    const SIGNED: bool = true;
 
-    fn signed(&self) -> bool {
-        true
-    }
-
-    fn needs(&self, _model: &dyn LayeredClassifier, _request: &Request) -> Result<Vec<Need>> {
-        Ok(vec![NEED])
-    }
-
-    fn explain_shared(
-        &self,
-        _model: &dyn LayeredClassifier,
-        request: &Request,
-        shared: &SharedPasses,
-    ) -> Result<Explanation> {
-        let grad = shared.input_gradient(RectifierRule::Deconv);
-        let passes = passes_alone(&[NEED], request.images.dims()[0]);
-        Ok(Explanation {
-            maps: Map::from_batch(grad),
-            raw: None,
-            passes,
-        })
+    fn maps(&self, gradient: Tensor<4>, _images: &Tensor<4>) -> Vec<Map> {
+        Map::from_batch(gradient)
     }
 }

@@ -17,45 +17,20 @@
 //! EfficientNet-Lite0 (ReLU6) and on functional `F.relu` calls it leaves the plain gradient.
 //! Other activations (sigmoid, hard-swish, ...) keep their true derivative.
 
-use crate::shared::passes_alone;
-use crate::{Explainer, Explanation, Map, Need, Request, Result, SharedPasses};
-use deepsight_runtime::{LayeredClassifier, RectifierRule};
-
-const NEED: Need = Need {
-    rule: Some(RectifierRule::Guided),
-    input: true,
-    layers: Vec::new(),
-};
+use crate::Map;
+use crate::gradient::OnePass;
+use deepsight_runtime::{RectifierRule, Tensor};
 
 /// Guided backpropagation (`guided-backprop`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GuidedBackprop;
 
-impl Explainer for GuidedBackprop {
-    fn name(&self) -> &'static str {
-        "guided-backprop"
-    }
+impl OnePass for GuidedBackprop {
+    const NAME: &'static str = "guided-backprop";
+    const RULE: RectifierRule = RectifierRule::Guided;
+    const SIGNED: bool = true;
 
-    fn signed(&self) -> bool {
-        true
-    }
-
-    fn needs(&self, _model: &dyn LayeredClassifier, _request: &Request) -> Result<Vec<Need>> {
-        Ok(vec![NEED])
-    }
-
-    fn explain_shared(
-        &self,
-        _model: &dyn LayeredClassifier,
-        request: &Request,
-        shared: &SharedPasses,
-    ) -> Result<Explanation> {
-        let grad = shared.input_gradient(RectifierRule::Guided);
-        let passes = passes_alone(&[NEED], request.images.dims()[0]);
-        Ok(Explanation {
-            maps: Map::from_batch(grad),
-            raw: None,
-            passes,
-        })
+    fn maps(&self, gradient: Tensor<4>, _images: &Tensor<4>) -> Vec<Map> {
+        Map::from_batch(gradient)
     }
 }

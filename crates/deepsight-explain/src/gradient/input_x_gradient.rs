@@ -13,45 +13,20 @@
 //! # Deviations
 //! None; the map is in the model's input space (after the preset's normalisation).
 
-use crate::shared::passes_alone;
-use crate::{Explainer, Explanation, Map, Need, Request, Result, SharedPasses};
-use deepsight_runtime::{LayeredClassifier, RectifierRule};
-
-const NEED: Need = Need {
-    rule: Some(RectifierRule::Plain),
-    input: true,
-    layers: Vec::new(),
-};
+use crate::Map;
+use crate::gradient::OnePass;
+use deepsight_runtime::{RectifierRule, Tensor};
 
 /// Gradient x input (`input-x-gradient`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct InputXGradient;
 
-impl Explainer for InputXGradient {
-    fn name(&self) -> &'static str {
-        "input-x-gradient"
-    }
+impl OnePass for InputXGradient {
+    const NAME: &'static str = "input-x-gradient";
+    const RULE: RectifierRule = RectifierRule::Plain;
+    const SIGNED: bool = true;
 
-    fn signed(&self) -> bool {
-        true
-    }
-
-    fn needs(&self, _model: &dyn LayeredClassifier, _request: &Request) -> Result<Vec<Need>> {
-        Ok(vec![NEED])
-    }
-
-    fn explain_shared(
-        &self,
-        _model: &dyn LayeredClassifier,
-        request: &Request,
-        shared: &SharedPasses,
-    ) -> Result<Explanation> {
-        let grad = shared.input_gradient(RectifierRule::Plain);
-        let passes = passes_alone(&[NEED], request.images.dims()[0]);
-        Ok(Explanation {
-            maps: Map::from_batch(grad * request.images.clone()),
-            raw: None,
-            passes,
-        })
+    fn maps(&self, gradient: Tensor<4>, images: &Tensor<4>) -> Vec<Map> {
+        Map::from_batch(gradient * images.clone())
     }
 }

@@ -15,44 +15,23 @@
 //! None. Captum's `Saliency(abs=True)` returns the per-channel `|w|`; its maximum over channels
 //! is this map. One forward and one backward pass per image.
 
-use crate::shared::passes_alone;
-use crate::{Explainer, Explanation, Map, Need, Request, Result, SharedPasses};
-use deepsight_runtime::{LayeredClassifier, RectifierRule};
-
-const NEED: Need = Need {
-    rule: Some(RectifierRule::Plain),
-    input: true,
-    layers: Vec::new(),
-};
+use crate::Map;
+use crate::gradient::OnePass;
+use deepsight_runtime::{RectifierRule, Tensor};
 
 /// Simonyan's saliency map (`saliency`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Saliency;
 
-impl Explainer for Saliency {
-    fn name(&self) -> &'static str {
-        "saliency"
-    }
+impl OnePass for Saliency {
+    const NAME: &'static str = "saliency";
+    const RULE: RectifierRule = RectifierRule::Plain;
+    const SIGNED: bool = false;
 
-    fn needs(&self, _model: &dyn LayeredClassifier, _request: &Request) -> Result<Vec<Need>> {
-        Ok(vec![NEED])
-    }
-
-    fn explain_shared(
-        &self,
-        _model: &dyn LayeredClassifier,
-        request: &Request,
-        shared: &SharedPasses,
-    ) -> Result<Explanation> {
-        let grad = shared.input_gradient(RectifierRule::Plain);
-        let passes = passes_alone(&[NEED], request.images.dims()[0]);
-        Ok(Explanation {
-            maps: Map::from_batch(grad)
-                .iter()
-                .map(Map::max_abs_over_channels)
-                .collect(),
-            raw: None,
-            passes,
-        })
+    fn maps(&self, gradient: Tensor<4>, _images: &Tensor<4>) -> Vec<Map> {
+        Map::from_batch(gradient)
+            .iter()
+            .map(Map::max_abs_over_channels)
+            .collect()
     }
 }
