@@ -83,8 +83,8 @@ fn constant_attr(node: &NodeRef) -> Result<Const> {
 
 /// Evaluates `node` on its constant inputs.
 pub(crate) fn fold(imp: &Importer, node: &NodeRef) -> Result<Value> {
-    let input = |i: usize| imp.constant_input(node, i);
-    let opt = |i: usize| imp.optional_constant_input(node, i);
+    let input = |i: usize| imp.constant(node, i);
+    let opt = |i: usize| imp.optional_constant(node, i);
     let bad = |e: String| node.invalid(e);
     let c = match node.op() {
         "Constant" => constant_attr(node)?,
