@@ -88,9 +88,9 @@ pub(crate) fn fold(imp: &Importer, node: &NodeRef) -> Result<Value> {
     let bad = |e: String| node.invalid(e);
     let c = match node.op() {
         "Constant" => constant_attr(node)?,
-        "Identity" => input(0)?,
+        "Identity" => return Ok(Value::Const(input(0)?)),
         "Shape" => {
-            let d = input(0)?.dims;
+            let d = input(0)?.dims.clone();
             Const::i64(vec![d.len()], d.iter().map(|&v| v as i64).collect())
         }
         "Cast" => {
@@ -103,7 +103,7 @@ pub(crate) fn fold(imp: &Importer, node: &NodeRef) -> Result<Value> {
         "Gather" => {
             let x = input(0)?;
             let ax = axis(node.int("axis", 0), x.dims.len()).map_err(bad)?;
-            x.gather(ax, &input(1)?).map_err(bad)?
+            x.gather(ax, &*input(1)?).map_err(bad)?
         }
         "Slice" => {
             let x = input(0)?;
@@ -145,10 +145,11 @@ pub(crate) fn fold(imp: &Importer, node: &NodeRef) -> Result<Value> {
             }
         }
         "Concat" => {
-            let parts: Vec<Const> = (0..node.proto.input.len()).map(input).collect::<Result<_>>()?;
+            let parts: Vec<std::sync::Arc<Const>> =
+                (0..node.proto.input.len()).map(input).collect::<Result<_>>()?;
             let rank = parts.first().map_or(1, |p| p.dims.len());
             let ax = axis(node.int("axis", 0), rank).map_err(bad)?;
-            Const::concat(&parts.iter().collect::<Vec<_>>(), ax).map_err(bad)?
+            Const::concat(&parts.iter().map(|p| &**p).collect::<Vec<_>>(), ax).map_err(bad)?
         }
         "Unsqueeze" | "Squeeze" => {
             let x = input(0)?;
@@ -157,7 +158,10 @@ pub(crate) fn fold(imp: &Importer, node: &NodeRef) -> Result<Value> {
                 None => node.ints("axes").unwrap_or_default(),
             };
             let dims = squeeze_dims(&x.dims, &axes, node.op() == "Unsqueeze").map_err(bad)?;
-            Const { dims, ..x }
+            Const {
+                dims,
+                data: x.data.clone(),
+            }
         }
         "Reshape" => input(0)?.reshape(&input(1)?.to_i64()).map_err(bad)?,
         "Flatten" => {
@@ -174,8 +178,8 @@ pub(crate) fn fold(imp: &Importer, node: &NodeRef) -> Result<Value> {
             };
             x.transpose(&perm).map_err(bad)?
         }
-        "Add" | "Sub" | "Mul" | "Div" | "Pow" => input(0)?.binary(&input(1)?, node.op()).map_err(bad)?,
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" => input(0)?.binary(&*input(1)?, node.op()).map_err(bad)?,
         other => return Err(node.unsupported(format!("folding '{other}'"))),
     };
-    Ok(Value::Const(c))
+    Ok(Value::Const(std::sync::Arc::new(c)))
 }

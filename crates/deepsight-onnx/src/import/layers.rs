@@ -7,6 +7,7 @@ use crate::node::NodeRef;
 use deepsight_runtime::{
     BatchNorm, Bounds, Conv2d, ConvTranspose2d, ExtOp, Linear, Op, Padding, Pool, Tensor, TensorData,
 };
+use std::sync::Arc;
 
 impl Importer<'_> {
     pub(super) fn conv(&mut self, node: &NodeRef) -> Result<Value> {
@@ -102,7 +103,7 @@ impl Importer<'_> {
             return Err(node.unsupported("training_mode = 1 (export the model in eval mode)"));
         }
         self.check_extra_outputs(node)?;
-        let p: Vec<Const> = (1..5).map(|i| self.constant(node, i)).collect::<Result<_>>()?;
+        let p: Vec<Arc<Const>> = (1..5).map(|i| self.constant(node, i)).collect::<Result<_>>()?;
         let c = p[0].len();
         if p.iter().any(|t| t.len() != c) {
             return Err(node.invalid("scale, bias, mean and variance differ in length"));
@@ -203,9 +204,12 @@ impl Importer<'_> {
         let m = if trans {
             b
         } else {
-            b.transpose(&[1, 0]).map_err(|e| node.invalid(e))?
+            Arc::new(b.transpose(&[1, 0]).map_err(|e| node.invalid(e))?)
         };
-        let weight: Vec<f32> = m.to_f32().iter().map(|v| v * alpha).collect();
+        let mut weight = m.to_f32();
+        if alpha != 1.0 {
+            weight.iter_mut().for_each(|v| *v *= alpha);
+        }
         let bias = match self.optional_constant(node, 2)? {
             None => None,
             Some(cb) if cb.len() == out => Some(cb.to_f32().iter().map(|v| v * beta).collect()),

@@ -12,12 +12,13 @@ use deepsight_runtime::{
 };
 use onnx_protobuf::{GraphProto, ModelProto};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// A value flowing through the ONNX graph.
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
-    /// Known at import time.
-    Const(Const),
+    /// Known at import time; shared, because weights are large and values are cloned freely.
+    Const(Arc<Const>),
     /// A node of the DeepSight graph; `rank` is its ONNX rank (4, or 2 for `[N, F]`, stored as
     /// `[N, F, 1, 1]`).
     Node { id: NodeId, rank: usize },
@@ -85,7 +86,7 @@ pub(crate) fn import_model(
     let mut values = HashMap::new();
     for init in &g.initializer {
         let c = Const::from_proto(init).map_err(OnnxError::Model)?;
-        values.insert(init.name.clone(), Value::Const(c));
+        values.insert(init.name.clone(), Value::Const(Arc::new(c)));
     }
     let inputs: Vec<_> = g.input.iter().filter(|i| !values.contains_key(&i.name)).collect();
     let [input] = inputs.as_slice() else {
@@ -250,7 +251,7 @@ impl<'a> Importer<'a> {
         })
     }
 
-    pub(crate) fn constant(&self, node: &NodeRef, i: usize) -> Result<Const> {
+    pub(crate) fn constant(&self, node: &NodeRef, i: usize) -> Result<Arc<Const>> {
         match self.value(node, i)? {
             Value::Const(c) => Ok(c.clone()),
             _ => Err(node.unsupported(format!(
@@ -260,7 +261,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    pub(crate) fn optional_constant(&self, node: &NodeRef, i: usize) -> Result<Option<Const>> {
+    pub(crate) fn optional_constant(&self, node: &NodeRef, i: usize) -> Result<Option<Arc<Const>>> {
         match node.input(i) {
             None => Ok(None),
             Some(_) => self.constant(node, i).map(Some),
@@ -335,7 +336,7 @@ impl<'a> Importer<'a> {
                 let clampi = |a: i64| (if a < 0 { a + r } else { a }).clamp(0, r) as usize;
                 let (s, e) = (clampi(node.int("start", 0)), clampi(node.int("end", r)));
                 let dims = if s < e { dims[s..e].to_vec() } else { vec![] };
-                Ok(Value::Const(Const::i64(vec![dims.len()], dims)))
+                Ok(Value::Const(Arc::new(Const::i64(vec![dims.len()], dims))))
             }
             "Identity" | "Dropout" => {
                 if node.op() == "Dropout" && node.int("training_mode", 0) != 0 {
