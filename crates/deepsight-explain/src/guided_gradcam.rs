@@ -17,8 +17,7 @@
 
 use crate::cam::{Cam, GradCam};
 use crate::gradient::GuidedBackprop;
-use crate::shared::passes_alone;
-use crate::{Explainer, Explanation, Need, Request, Result, SharedPasses};
+use crate::{Explainer, Explanation, Need, Passes, Request, Result, SharedPasses};
 use deepsight_runtime::LayeredClassifier;
 
 /// Guided Grad-CAM (`guided-gradcam`).
@@ -57,7 +56,10 @@ impl Explainer for GuidedGradCam {
         Ok(Explanation {
             maps,
             raw: cam.raw,
-            passes: passes_alone(&self.needs(model, request)?, request.images.dims()[0]),
+            passes: Passes {
+                forward: guided.passes.forward + cam.passes.forward,
+                backward: guided.passes.backward + cam.passes.backward,
+            },
         })
     }
 }

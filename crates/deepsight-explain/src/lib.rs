@@ -128,16 +128,17 @@ pub fn explain_all(
     request: &Request,
     methods: &[&dyn Explainer],
 ) -> Result<(Vec<Explanation>, Passes)> {
-    let mut needs = Vec::new();
-    for m in methods {
-        needs.extend(m.needs(model, request)?);
-    }
-    let shared = SharedPasses::run(model, request, &needs)?;
+    let per_method: Vec<Vec<Need>> = methods
+        .iter()
+        .map(|m| m.needs(model, request))
+        .collect::<Result<_>>()?;
+    let shared = SharedPasses::run(model, request, &per_method.concat())?;
     let mut total = shared.passes;
     let mut out = Vec::with_capacity(methods.len());
-    for m in methods {
+    for (m, needs) in methods.iter().zip(&per_method) {
         let e = m.explain_shared(model, request, &shared)?;
-        if m.needs(model, request)?.is_empty() {
+        // Methods with passes of their own ran them outside the shared ones.
+        if needs.is_empty() {
             total.forward += e.passes.forward;
             total.backward += e.passes.backward;
         }

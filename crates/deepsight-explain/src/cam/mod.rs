@@ -22,8 +22,7 @@ pub use gradcam_pp::GradCamPlusPlus;
 pub use layercam::LayerCam;
 pub use xgradcam::XGradCam;
 
-use crate::shared::passes_alone;
-use crate::{Explainer, Explanation, Map, Need, Request, Result, SharedPasses};
+use crate::{Explainer, Explanation, Map, Need, Passes, Request, Result, SharedPasses};
 use deepsight_runtime::{LayeredClassifier, RectifierRule, to_vec};
 
 /// One image's activation and gradient at the CAM layer.
@@ -135,7 +134,10 @@ impl<V: CamVariant> Explainer for Cam<V> {
         Ok(Explanation {
             maps: raw.iter().map(|m| m.resize(height, width)).collect(),
             raw: Some(raw),
-            passes: passes_alone(&self.needs(model, request)?, n),
+            passes: Passes {
+                forward: n,
+                backward: if V::USES_GRADIENT { n } else { 0 },
+            },
         })
     }
 }
