@@ -5,13 +5,30 @@ use crate::classify::{read_input_tensor, top_k};
 use crate::model_arg::ModelArgs;
 use anyhow::{Context, Result, bail};
 use deepsight_explain::gradient::DeconvnetFeature;
-use deepsight_explain::registry::{MethodOptions, by_name_with, methods};
+use deepsight_explain::registry::{MethodOptions, SmoothGradBase, by_name_with, methods};
 use deepsight_explain::{Explainer, Explanation, Map, Normalisation, Request, Score, SharedPasses};
 use deepsight_models::{WeightTensor, Weights, write_atomic};
 use deepsight_render::{Canvas, Colormap, Panel, montage};
 use deepsight_runtime::{Classifier, Tensor, to_vec};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Colour maps for unsigned maps (jet as in the papers; turbo and viridis are perceptually ordered).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ColormapArg {
+    Jet,
+    Turbo,
+    Viridis,
+}
+
+/// The CLI names of [`SmoothGradBase`] (the method names of `deepsight methods`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SmoothGradBaseArg {
+    Saliency,
+    InputXGradient,
+    GuidedBackprop,
+    IntegratedGradients,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -47,9 +64,9 @@ pub struct Args {
     /// Explain a preprocessed NCHW input (tensor `input` of a .safetensors file).
     #[arg(long, value_name = "FILE", conflicts_with = "images")]
     tensor: Option<PathBuf>,
-    /// Colour map of unsigned maps: jet, turbo, viridis (signed maps use a diverging map).
-    #[arg(long, default_value = "jet")]
-    colormap: String,
+    /// Colour map of unsigned maps (signed maps use a diverging blue-white-red map).
+    #[arg(long, value_enum, default_value_t = ColormapArg::Jet)]
+    colormap: ColormapArg,
     /// Opacity of the heatmap over the image, 0..1.
     #[arg(long, default_value_t = 0.5)]
     alpha: f32,
@@ -65,7 +82,10 @@ pub struct Args {
     /// Integrated Gradients: baseline value in the model's input space.
     #[arg(long, default_value_t = 0.0)]
     ig_baseline: f32,
-    /// SmoothGrad (over saliency): noisy samples.
+    /// SmoothGrad: the gradient method it averages over noisy copies of the image.
+    #[arg(long, value_enum, default_value_t = SmoothGradBaseArg::Saliency)]
+    smoothgrad_base: SmoothGradBaseArg,
+    /// SmoothGrad: noisy samples.
     #[arg(long, default_value_t = 25)]
     smoothgrad_samples: usize,
     /// SmoothGrad: noise sigma as a fraction of the image's value range.
@@ -143,8 +163,10 @@ pub fn run(a: Args) -> Result<()> {
     if !(0.0..=1.0).contains(&a.alpha) {
         bail!("--alpha {}: must be between 0 and 1", a.alpha);
     }
-    let Some(cmap) = Colormap::from_name(&a.colormap).filter(|c| *c != Colormap::Diverging) else {
-        bail!("--colormap '{}': choose jet, turbo or viridis", a.colormap);
+    let cmap = match a.colormap {
+        ColormapArg::Jet => Colormap::Jet,
+        ColormapArg::Turbo => Colormap::Turbo,
+        ColormapArg::Viridis => Colormap::Viridis,
     };
     let names: Vec<String> = if a.method.iter().any(|m| m == "all") {
         methods().iter().map(|m| m.name.to_string()).collect()
@@ -154,6 +176,12 @@ pub fn run(a: Args) -> Result<()> {
     let options = MethodOptions {
         ig_steps: a.ig_steps,
         ig_baseline: a.ig_baseline,
+        smoothgrad_base: match a.smoothgrad_base {
+            SmoothGradBaseArg::Saliency => SmoothGradBase::Saliency,
+            SmoothGradBaseArg::InputXGradient => SmoothGradBase::InputXGradient,
+            SmoothGradBaseArg::GuidedBackprop => SmoothGradBase::GuidedBackprop,
+            SmoothGradBaseArg::IntegratedGradients => SmoothGradBase::IntegratedGradients,
+        },
         smoothgrad_samples: a.smoothgrad_samples,
         smoothgrad_sigma: a.smoothgrad_sigma,
         seed: a.seed,

@@ -63,6 +63,20 @@ pub fn methods() -> Vec<MethodInfo> {
         .collect()
 }
 
+/// The method SmoothGrad averages (Smilkov et al. apply it to any gradient-based map).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SmoothGradBase {
+    /// Simonyan et al.'s saliency (max over channels of |gradient|): the paper's main figures.
+    #[default]
+    Saliency,
+    /// Gradient x input.
+    InputXGradient,
+    /// Guided backpropagation.
+    GuidedBackprop,
+    /// Integrated Gradients with the `ig_*` options.
+    IntegratedGradients,
+}
+
 /// The options of the methods that have any (typed; the CLI maps its flags onto them).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MethodOptions {
@@ -70,6 +84,8 @@ pub struct MethodOptions {
     pub ig_steps: usize,
     /// Integrated Gradients: the baseline's constant value in the model's input space.
     pub ig_baseline: f32,
+    /// SmoothGrad: the gradient method averaged over the noisy samples.
+    pub smoothgrad_base: SmoothGradBase,
     /// SmoothGrad: noisy samples.
     pub smoothgrad_samples: usize,
     /// SmoothGrad: noise standard deviation as a fraction of each image's value range.
@@ -85,6 +101,7 @@ impl Default for MethodOptions {
         MethodOptions {
             ig_steps: 50,
             ig_baseline: 0.0,
+            smoothgrad_base: SmoothGradBase::Saliency,
             smoothgrad_samples: 25,
             smoothgrad_sigma: 0.15,
             seed: 0,
@@ -105,19 +122,8 @@ pub fn by_name_with(name: &str, o: &MethodOptions) -> Option<Box<dyn Explainer>>
         "input-x-gradient" => Box::new(InputXGradient),
         "guided-backprop" => Box::new(GuidedBackprop),
         "deconvnet" => Box::new(Deconvnet),
-        "integrated-gradients" => Box::new(IntegratedGradients {
-            steps: o.ig_steps,
-            baseline: o.ig_baseline,
-            batch_size: o.batch_size,
-            ..Default::default()
-        }),
-        "smoothgrad" => Box::new(SmoothGrad {
-            base: Saliency,
-            samples: o.smoothgrad_samples,
-            sigma: o.smoothgrad_sigma,
-            seed: o.seed,
-            batch_size: o.batch_size,
-        }),
+        "integrated-gradients" => Box::new(integrated_gradients(o)),
+        "smoothgrad" => smoothgrad(o),
         "cam" => Box::new(Cam(ClassActivationMap)),
         "gradcam" => Box::new(Cam(GradCam)),
         "gradcam++" => Box::new(Cam(GradCamPlusPlus)),
@@ -127,4 +133,31 @@ pub fn by_name_with(name: &str, o: &MethodOptions) -> Option<Box<dyn Explainer>>
         "guided-gradcam" => Box::new(GuidedGradCam),
         _ => return None,
     })
+}
+
+fn integrated_gradients(o: &MethodOptions) -> IntegratedGradients {
+    IntegratedGradients {
+        steps: o.ig_steps,
+        baseline: o.ig_baseline,
+        batch_size: o.batch_size,
+        ..Default::default()
+    }
+}
+
+fn smoothgrad(o: &MethodOptions) -> Box<dyn Explainer> {
+    fn wrap<E: Explainer + 'static>(base: E, o: &MethodOptions) -> Box<dyn Explainer> {
+        Box::new(SmoothGrad {
+            base,
+            samples: o.smoothgrad_samples,
+            sigma: o.smoothgrad_sigma,
+            seed: o.seed,
+            batch_size: o.batch_size,
+        })
+    }
+    match o.smoothgrad_base {
+        SmoothGradBase::Saliency => wrap(Saliency, o),
+        SmoothGradBase::InputXGradient => wrap(InputXGradient, o),
+        SmoothGradBase::GuidedBackprop => wrap(GuidedBackprop, o),
+        SmoothGradBase::IntegratedGradients => wrap(integrated_gradients(o), o),
+    }
 }

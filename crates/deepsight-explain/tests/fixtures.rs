@@ -8,6 +8,7 @@ use deepsight_explain::cam::{
 use deepsight_explain::gradient::{
     Deconvnet, GuidedBackprop, InputXGradient, IntegratedGradients, Quadrature, Saliency,
 };
+use deepsight_explain::registry::{MethodOptions, SmoothGradBase, by_name_with};
 use deepsight_explain::smoothgrad::SmoothGrad;
 use deepsight_explain::{Explainer, Map, Normalisation, Request, Score};
 use deepsight_models::{Arch, LoadedModel, ModelSource, Weights};
@@ -75,12 +76,14 @@ fn pearson(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Lite0's input gradients: ReLU6 pre-activations that lie within float rounding of 0 or 6 flip
-/// their mask between PyTorch's unfolded BatchNorm and DeepSight's folded convolutions, and a flip
-/// deep in the network moves a whole receptive field. Measured: with every BN unfolded the mean
-/// difference drops 10-60x but isolated pixels still differ by >1e-4; the tiny nets (no such
-/// kinks hit) agree to 1e-9. So Lite0's gradient maps are held to r >= 0.9999 and a mean absolute
-/// difference <= 2e-4 of the map's scale instead of the max (measured: r >= 0.99997, mean <= 1.6e-4
-/// of the scale, isolated maxima up to 2.7% of it).
+/// their mask between any two float32 computations, and a flip deep in the network moves a whole
+/// receptive field. The fixture itself is not reproducible to 1e-4: recomputed by PyTorch in float64
+/// it differs from the float32 fixture by up to 2.4e-2 (image 3, 1258 pixels > 1e-4), and by PyTorch
+/// in float32 with oneDNN switched off by up to 2.7e-2 (`scripts/lite0_fixture_precision.py`).
+/// DeepSight's maps are within the same band (max 2.4e-2, identical to the float64 recomputation's on
+/// image 3). So Lite0's gradient maps are held to r >= 0.9999 and a mean absolute difference <= 2e-4
+/// of the map's scale instead of the max (measured: r >= 0.99997, mean <= 1.6e-4 of the scale); the
+/// tiny nets (no kink hit) meet the max bar at 1e-9.
 fn check_lite0_gradient(what: &str, ours: &[Map], reference: &[f32]) {
     let per = reference.len() / ours.len();
     for (i, m) in ours.iter().enumerate() {
@@ -292,6 +295,45 @@ fn smoothgrad_with_sigma_zero_is_its_base_method() {
     );
     assert_eq!(x.maps, y.maps, "seeded: the same map twice");
     assert_ne!(x.maps, base, "noise changes the map");
+}
+
+#[test]
+fn smoothgrad_wraps_every_selectable_base_method() {
+    let (model, fx, classes) = load("tiny_resnet");
+    let req = request(&fx, &classes);
+    for (base, name) in [
+        (SmoothGradBase::Saliency, "saliency"),
+        (SmoothGradBase::InputXGradient, "input-x-gradient"),
+        (SmoothGradBase::GuidedBackprop, "guided-backprop"),
+        (SmoothGradBase::IntegratedGradients, "integrated-gradients"),
+    ] {
+        let o = MethodOptions {
+            smoothgrad_base: base,
+            smoothgrad_samples: 2,
+            smoothgrad_sigma: 0.0,
+            ig_steps: 4,
+            ..Default::default()
+        };
+        let sg = by_name_with("smoothgrad", &o)
+            .unwrap()
+            .explain(&model.model, &req)
+            .unwrap();
+        let alone = by_name_with(name, &o)
+            .unwrap()
+            .explain(&model.model, &req)
+            .unwrap();
+        assert_eq!(sg.passes.backward, 2 * alone.passes.backward, "{name}: passes");
+        for (a, b) in sg.maps.iter().zip(&alone.maps) {
+            assert_eq!(a.channels, b.channels, "{name}: channels");
+            let d = a
+                .data
+                .iter()
+                .zip(&b.data)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(d <= 1e-6, "{name}: sigma 0 differs from the base by {d}");
+        }
+    }
 }
 
 #[test]
