@@ -5,7 +5,8 @@
 //! scalar objective with respect to the input and chosen layers under a chosen rectifier rule,
 //! and max-pool switches. Gradient methods require it, so the split is checked at compile time.
 
-use crate::error::Result;
+use crate::error::{Result, RuntimeError};
+use crate::incremental::Incremental;
 use crate::rectifier::RectifierRule;
 use burn::tensor::{Device, Int, Tensor};
 use std::collections::BTreeMap;
@@ -118,4 +119,11 @@ pub trait LayeredClassifier: Classifier {
     fn capture(&self, images: Tensor<4>, layers: &[&str], switches: bool) -> Result<Capture>;
     /// One forward and one backward pass as `request` says.
     fn gradients(&self, images: Tensor<4>, request: &GradientRequest) -> Result<Gradients>;
+    /// Prepares incremental re-inference of one image (`[1, C, H, W]`) under patch edits, with
+    /// the per-channel spatial sums of the `taps` layers (see [`Incremental`]).
+    fn incremental(&self, _image: Tensor<4>, _taps: &[&str]) -> Result<Incremental> {
+        Err(RuntimeError::Unsupported {
+            what: "incremental inference (this classifier is not a DeepSight graph)".into(),
+        })
+    }
 }

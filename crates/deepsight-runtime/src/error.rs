@@ -22,6 +22,9 @@ pub enum RuntimeError {
     /// A channel or position outside a layer's activation.
     #[error("layer '{layer}': {reason}")]
     LayerIndex { layer: String, reason: String },
+    /// Something this classifier cannot do.
+    #[error("not supported: {what}")]
+    Unsupported { what: String },
     /// A graph that is not a valid classifier.
     #[error("invalid model graph at node '{node}': {reason}")]
     InvalidGraph { node: String, reason: String },

@@ -2,7 +2,7 @@
 //! with captured activations, gradient probes and max-pool switches.
 
 use crate::depthwise;
-use crate::graph::{NodeId, Padding};
+use crate::graph::{NodeId, Padding, Pool};
 use crate::plan::{Plan, StepOp};
 use crate::rectifier::{RectifierRule, rectify};
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d, max_pool2d_with_indices};
@@ -62,118 +62,17 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
     };
     for (s, step) in plan.steps.iter().enumerate() {
         let started = profile.then(std::time::Instant::now);
-        let mut args = (0..step.inputs.len()).map(|j| take(&mut values, &step.inputs, j, s));
-        let mut x = || args.next().expect("arity checked when the graph was built");
-        let y = match &step.op {
-            StepOp::Input => input.take().expect("one input node"),
-            StepOp::Conv {
-                weight,
-                bias,
-                stride,
-                dilation,
-                groups,
-                padding,
-            } => {
-                let x = x();
-                let [_, _, h, w] = x.dims();
-                let [_, _, kh, kw] = weight.dims();
-                let pads = match padding {
-                    Padding::Explicit(p) => *p,
-                    same => same.resolve([h, w], [kh, kw], *stride, *dilation),
-                };
-                let [out_c, per_group, _, _] = weight.dims();
-                if *groups == out_c && per_group == 1 && x.dims()[1] == out_c && depthwise::worthwhile(&x) {
-                    let ([sh, sw], [dh, dw]) = (*stride, *dilation);
-                    let geometry = [sh, sw, pads[0], pads[1], pads[2], pads[3], dh, dw];
-                    let y = depthwise::depthwise_conv2d(x, weight.clone(), geometry);
-                    match bias {
-                        Some(b) => y + b.clone().reshape([1, out_c, 1, 1]),
-                        None => y,
-                    }
-                } else {
-                    let opts = ConvOptions {
-                        stride: *stride,
-                        padding: pad_pairs(pads),
-                        dilation: *dilation,
-                        groups: *groups,
-                    };
-                    conv2d(x, weight.clone(), bias.clone(), opts)
-                }
+        let args: Vec<Tensor<4>> = (0..step.inputs.len())
+            .map(|j| take(&mut values, &step.inputs, j, s))
+            .collect();
+        let y = match (&step.op, spec.switches) {
+            (StepOp::Input, _) => input.take().expect("one input node"),
+            (StepOp::MaxPool(p), true) => {
+                let (y, idx) = max_pool2d_with_indices(one(args), pool_options(p));
+                switches.insert(step.node, idx);
+                y
             }
-            StepOp::Affine { scale, shift } => x() * scale.clone() + shift.clone(),
-            StepOp::Rectifier(bounds) => match spec.rule {
-                Some(rule) => {
-                    let rule = spec
-                        .overrides
-                        .iter()
-                        .find(|(id, _)| *id == step.node)
-                        .map_or(rule, |o| o.1);
-                    rectify(x(), *bounds, rule)
-                }
-                None => {
-                    let x = x();
-                    if crate::flex::is_flex(&x.device()) {
-                        rectify(x, *bounds, RectifierRule::Plain)
-                    } else {
-                        match bounds.hi {
-                            None => x.clamp_min(bounds.lo),
-                            Some(hi) => x.clamp(bounds.lo, hi),
-                        }
-                    }
-                }
-            },
-            StepOp::MaxPool(p) => {
-                let opts = MaxPoolOptions {
-                    kernel_size: p.kernel,
-                    stride: p.stride,
-                    padding: pad_pairs(p.padding),
-                    dilation: p.dilation,
-                    ceil_mode: p.ceil_mode,
-                };
-                if spec.switches {
-                    let (y, idx) = max_pool2d_with_indices(x(), opts);
-                    switches.insert(step.node, idx);
-                    y
-                } else {
-                    max_pool2d(x(), opts)
-                }
-            }
-            StepOp::AvgPool(p) => {
-                let opts = AvgPoolOptions {
-                    kernel_size: p.kernel,
-                    stride: p.stride,
-                    padding: pad_pairs(p.padding),
-                    count_include_pad: p.count_include_pad,
-                    ceil_mode: p.ceil_mode,
-                };
-                avg_pool2d(x(), opts)
-            }
-            StepOp::GlobalAvgPool => {
-                let x = x();
-                let [n, c, h, w] = x.dims();
-                x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c, 1, 1])
-            }
-            StepOp::Flatten => {
-                let x = x();
-                let [n, c, h, w] = x.dims();
-                x.reshape([n, c * h * w, 1, 1])
-            }
-            StepOp::Linear { weight, bias } => {
-                let x = x();
-                let [n, f, _, _] = x.dims();
-                let out = weight.dims()[1];
-                let mut y = x.reshape([n, f]).matmul(weight.clone());
-                if let Some(b) = bias {
-                    y = y + b.clone();
-                }
-                y.reshape([n, out, 1, 1])
-            }
-            StepOp::Add => {
-                let a = x();
-                a + x()
-            }
-            StepOp::Identity => x(),
-            StepOp::Ext(op) => op.apply(args.collect()),
+            (op, _) => apply(op, step.node, args, spec),
         };
         let y = match spec.probes.iter().find(|(id, _)| *id == step.node) {
             Some((_, probe)) => y + probe.clone(),
@@ -203,5 +102,124 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
         output,
         captured,
         switches,
+    }
+}
+
+fn one(args: Vec<Tensor<4>>) -> Tensor<4> {
+    args.into_iter()
+        .next()
+        .expect("arity checked when the graph was built")
+}
+
+fn pool_options(p: &Pool) -> MaxPoolOptions<2> {
+    MaxPoolOptions {
+        kernel_size: p.kernel,
+        stride: p.stride,
+        padding: pad_pairs(p.padding),
+        dilation: p.dilation,
+        ceil_mode: p.ceil_mode,
+    }
+}
+
+/// Applies one step's operation (inference or, with `spec.rule`, an autodiff forward) to its
+/// arguments; the input step and max-pool switches are the caller's.
+pub(crate) fn apply(op: &StepOp, node: NodeId, args: Vec<Tensor<4>>, spec: &RunSpec) -> Tensor<4> {
+    let mut args = args.into_iter();
+    let mut x = || args.next().expect("arity checked when the graph was built");
+    match op {
+        StepOp::Input => unreachable!("the input step is handled by the caller"),
+        StepOp::Conv {
+            weight,
+            bias,
+            stride,
+            dilation,
+            groups,
+            padding,
+        } => {
+            let x = x();
+            let [_, _, h, w] = x.dims();
+            let [_, _, kh, kw] = weight.dims();
+            let pads = match padding {
+                Padding::Explicit(p) => *p,
+                same => same.resolve([h, w], [kh, kw], *stride, *dilation),
+            };
+            let [out_c, per_group, _, _] = weight.dims();
+            if *groups == out_c && per_group == 1 && x.dims()[1] == out_c && depthwise::worthwhile(&x) {
+                let ([sh, sw], [dh, dw]) = (*stride, *dilation);
+                let geometry = [sh, sw, pads[0], pads[1], pads[2], pads[3], dh, dw];
+                let y = depthwise::depthwise_conv2d(x, weight.clone(), geometry);
+                match bias {
+                    Some(b) => y + b.clone().reshape([1, out_c, 1, 1]),
+                    None => y,
+                }
+            } else {
+                let opts = ConvOptions {
+                    stride: *stride,
+                    padding: pad_pairs(pads),
+                    dilation: *dilation,
+                    groups: *groups,
+                };
+                conv2d(x, weight.clone(), bias.clone(), opts)
+            }
+        }
+        StepOp::Affine { scale, shift } => x() * scale.clone() + shift.clone(),
+        StepOp::Rectifier(bounds) => match spec.rule {
+            Some(rule) => {
+                let rule = spec
+                    .overrides
+                    .iter()
+                    .find(|(id, _)| *id == node)
+                    .map_or(rule, |o| o.1);
+                rectify(x(), *bounds, rule)
+            }
+            None => {
+                let x = x();
+                if crate::flex::is_flex(&x.device()) {
+                    rectify(x, *bounds, RectifierRule::Plain)
+                } else {
+                    match bounds.hi {
+                        None => x.clamp_min(bounds.lo),
+                        Some(hi) => x.clamp(bounds.lo, hi),
+                    }
+                }
+            }
+        },
+        StepOp::MaxPool(p) => max_pool2d(x(), pool_options(p)),
+        StepOp::AvgPool(p) => {
+            let opts = AvgPoolOptions {
+                kernel_size: p.kernel,
+                stride: p.stride,
+                padding: pad_pairs(p.padding),
+                count_include_pad: p.count_include_pad,
+                ceil_mode: p.ceil_mode,
+            };
+            avg_pool2d(x(), opts)
+        }
+        StepOp::GlobalAvgPool => {
+            let x = x();
+            let [n, c, h, w] = x.dims();
+            x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c, 1, 1])
+        }
+        StepOp::Flatten => {
+            let x = x();
+            let [n, c, h, w] = x.dims();
+            x.reshape([n, c * h * w, 1, 1])
+        }
+        StepOp::Linear { weight, bias } => {
+            let x = x();
+            let [n, f, _, _] = x.dims();
+            let out = weight.dims()[1];
+            let mut y = x.reshape([n, f]).matmul(weight.clone());
+            if let Some(b) = bias {
+                y = y + b.clone();
+            }
+            y.reshape([n, out, 1, 1])
+        }
+        StepOp::Add => {
+            let a = x();
+            a + x()
+        }
+        StepOp::Identity => x(),
+        StepOp::Ext(e) => e.apply(args.collect()),
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod exec;
 pub mod flex;
 mod graph;
+mod incremental;
 mod model;
 pub mod ops;
 mod plan;
@@ -22,6 +23,7 @@ pub use classifier::{
 };
 pub use error::{Result, RuntimeError};
 pub use graph::{BatchNorm, Conv2d, Graph, Linear, Node, NodeId, Op, Padding, Pool};
+pub use incremental::{Incremental, PatchBatch, PatchedOutput};
 pub use model::GraphModel;
 pub use ops::{Activation, Arithmetic, ConvTranspose2d, ExtOp, Lrn, Pad};
 pub use rectifier::{Bounds, RectifierRule, rectify};

@@ -6,6 +6,7 @@ use crate::classifier::{
 use crate::error::{Result, RuntimeError};
 use crate::exec::{RunSpec, run};
 use crate::graph::{Graph, NodeId, Op};
+use crate::incremental::Incremental;
 use crate::plan::Plan;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -201,6 +202,19 @@ impl LayeredClassifier for GraphModel {
                 .map(|(id, t)| (self.name(id), t))
                 .collect(),
         })
+    }
+
+    fn incremental(&self, image: Tensor<4>, taps: &[&str]) -> Result<Incremental> {
+        let dims = self.check_input(&image)?[0];
+        if dims[0] != 1 {
+            return Err(RuntimeError::InputShape {
+                got: dims.to_vec(),
+                reason: "incremental inference starts from one image".into(),
+            });
+        }
+        let ids: Vec<NodeId> = taps.iter().map(|n| self.graph.find(n)).collect::<Result<_>>()?;
+        let image = image.to_device(&self.device);
+        Ok(Incremental::new(self.plan(&ids), image, ids))
     }
 
     fn gradients(&self, images: Tensor<4>, request: &GradientRequest) -> Result<Gradients> {
