@@ -29,6 +29,10 @@ pub struct Args {
     /// Only these tasks (exact names, e.g. `--only forward --only 'forward+backward to input'`).
     #[arg(long)]
     only: Vec<String>,
+    /// Also time the perturbation methods (occlusion incremental and full, Score-CAM, RISE) on one
+    /// image: minutes per model.
+    #[arg(long)]
+    heavy: bool,
     /// Also write the rows as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
@@ -44,11 +48,12 @@ struct Row {
 }
 
 /// (name, batch, GFLOP per run or 0 when not counted, the work).
-type Task<'a> = (&'static str, usize, f64, Box<dyn FnMut() + 'a>);
+pub(crate) type Task<'a> = (&'static str, usize, f64, Box<dyn FnMut() + 'a>);
 
-fn time(repeats: usize, mut f: impl FnMut()) -> (f64, f64) {
-    f();
-    f();
+fn time(repeats: usize, warm_ups: usize, mut f: impl FnMut()) -> (f64, f64) {
+    for _ in 0..warm_ups {
+        f();
+    }
     let mut v: Vec<f64> = (0..repeats)
         .map(|_| {
             let t = Instant::now();
@@ -164,7 +169,7 @@ fn gemm_peak(device: &Device, repeats: usize) -> f64 {
     let n = 2048;
     let a: Tensor<2> = Tensor::from_data(TensorData::new(random_values(n * n), [n, n]), device);
     let b = a.clone().transpose();
-    let (med, _) = time(repeats, || {
+    let (med, _) = time(repeats, 2, || {
         let _ = a.clone().matmul(b.clone()).into_data();
     });
     2.0 * (n as f64).powi(3) / (med * 1e-3) / 1e9
@@ -350,9 +355,16 @@ pub fn run(a: Args) -> Result<()> {
                 }),
             ));
         }
+        if let (true, Some((_, req))) = (a.heavy, requests.iter().find(|(b, _)| *b == 1)) {
+            tasks.extend(crate::bench_heavy::tasks(m, req));
+        }
         tasks.retain(|(task, ..)| a.only.is_empty() || a.only.iter().any(|w| w == task));
         for (task, batch, gflop, f) in tasks.iter_mut() {
-            let (median_ms, min_ms) = time(a.repeats, f);
+            let (median_ms, min_ms) = if crate::bench_heavy::is_heavy(task) {
+                time((a.repeats / 3).max(1), 1, f)
+            } else {
+                time(a.repeats, 2, f)
+            };
             let per = if *batch > 1 {
                 format!(" ({:.1} per image)", median_ms / *batch as f64)
             } else {

@@ -3,6 +3,7 @@
 
 use crate::classify::{read_input_tensor, top_k};
 use crate::model_arg::ModelArgs;
+use crate::perturbation_args::{PerturbationArgs, progress_hook};
 use anyhow::{Context, Result, bail};
 use deepsight_explain::gradient::DeconvnetFeature;
 use deepsight_explain::registry::{MethodOptions, SmoothGradBase, by_name_with, methods};
@@ -98,6 +99,8 @@ pub struct Args {
     /// the class score: LAYER:CHANNEL, e.g. `features.10:42`.
     #[arg(long, value_name = "LAYER:CHANNEL")]
     feature: Option<String>,
+    #[command(flatten)]
+    perturbation: PerturbationArgs,
 }
 
 /// One explained (image, class) by one method.
@@ -186,6 +189,7 @@ pub fn run(a: Args) -> Result<()> {
         smoothgrad_sigma: a.smoothgrad_sigma,
         seed: a.seed,
         batch_size: a.batch_size,
+        ..Default::default()
     };
     let feature = match &a.feature {
         None => None,
@@ -197,15 +201,31 @@ pub fn run(a: Args) -> Result<()> {
             _ => bail!("--feature '{f}': expected LAYER:CHANNEL (e.g. features.10:42)"),
         },
     };
-    if feature.is_some() && !names.iter().any(|n| n == "deconvnet") {
-        bail!("--feature applies to the deconvnet method: add it to --method");
+    if feature.is_some() && !names.iter().any(|n| n == "deconvnet" || n == "occlusion") {
+        bail!("--feature applies to the deconvnet and occlusion methods: add one to --method");
     }
+    let loaded = a.model.load()?;
+    let bars = indicatif::MultiProgress::new();
+    let options = MethodOptions {
+        occlusion: a.perturbation.occlusion(
+            &loaded.pipeline,
+            feature.as_ref().map(|f| (f.layer.clone(), f.channel)),
+        ),
+        ..options
+    };
     let explainers: Vec<Box<dyn Explainer>> = names
         .iter()
         .map(|n| {
             if let (Some(f), "deconvnet") = (&feature, n.as_str()) {
                 return Ok(Box::new(f.clone()) as Box<dyn Explainer>);
             }
+            let options = MethodOptions {
+                progress: progress_hook(
+                    &bars,
+                    methods().iter().find(|m| m.name == n).map_or("", |m| m.name),
+                ),
+                ..options.clone()
+            };
             by_name_with(n, &options).with_context(|| {
                 let known: Vec<&str> = methods().iter().map(|m| m.name).collect();
                 format!(
@@ -215,7 +235,6 @@ pub fn run(a: Args) -> Result<()> {
             })
         })
         .collect::<Result<_>>()?;
-    let loaded = a.model.load()?;
     let model = &loaded.model;
     let k = model.num_classes();
     if let Some(&bad) = a.class.iter().find(|&&c| c >= k) {
@@ -252,7 +271,9 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         a.class.len()
     };
-    let progress = indicatif::ProgressBar::new((inputs.len() * explainers.len() * ranks) as u64);
+    let progress = bars.add(indicatif::ProgressBar::new(
+        (inputs.len() * explainers.len() * ranks) as u64,
+    ));
     progress.set_style(
         indicatif::ProgressStyle::with_template(
             "{bar:30} {pos}/{len} explanations, {elapsed} (ETA {eta}) {msg}",

@@ -1,12 +1,14 @@
 //! `deepsight`: why does a convolutional classifier decide what it decides.
 
 mod bench;
+mod bench_heavy;
 mod classify;
 mod convert;
 mod explain;
 mod layers;
 mod methods;
 mod model_arg;
+mod perturbation_args;
 
 use clap::{Parser, Subcommand};
 

@@ -11,12 +11,15 @@ mod error;
 pub mod gradient;
 pub mod guided_gradcam;
 pub mod map;
+pub mod perturbation;
+pub mod progress;
 pub mod registry;
 pub mod shared;
 pub mod smoothgrad;
 
 pub use error::{ExplainError, Result};
 pub use map::{Map, Normalisation};
+pub use progress::Progress;
 pub use shared::{Need, SharedPasses};
 
 use deepsight_runtime::{LayeredClassifier, Objective, Tensor};

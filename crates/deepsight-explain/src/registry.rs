@@ -2,9 +2,11 @@
 //! and `deepsight methods --explain NAME` cannot drift apart).
 
 use crate::Explainer;
+use crate::Progress;
 use crate::cam::{Cam, ClassActivationMap, EigenCam, GradCam, GradCamPlusPlus, LayerCam, XGradCam};
 use crate::gradient::{Deconvnet, GuidedBackprop, InputXGradient, IntegratedGradients, Saliency};
 use crate::guided_gradcam::GuidedGradCam;
+use crate::perturbation::occlusion::Occlusion;
 use crate::smoothgrad::SmoothGrad;
 
 /// A method's name, one-line summary and full documentation.
@@ -33,7 +35,7 @@ fn module_doc(source: &str) -> String {
         .join("\n")
 }
 
-const SOURCES: [(&str, &str); 13] = [
+const SOURCES: [(&str, &str); 14] = [
     ("saliency", include_str!("gradient/saliency.rs")),
     ("input-x-gradient", include_str!("gradient/input_x_gradient.rs")),
     ("guided-backprop", include_str!("gradient/guided_backprop.rs")),
@@ -50,6 +52,7 @@ const SOURCES: [(&str, &str); 13] = [
     ("layercam", include_str!("cam/layercam.rs")),
     ("eigencam", include_str!("cam/eigencam.rs")),
     ("guided-gradcam", include_str!("guided_gradcam.rs")),
+    ("occlusion", include_str!("perturbation/occlusion.rs")),
 ];
 
 /// Every method, in the order `deepsight methods` lists them.
@@ -78,7 +81,7 @@ pub enum SmoothGradBase {
 }
 
 /// The options of the methods that have any (typed; the CLI maps its flags onto them).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MethodOptions {
     /// Integrated Gradients: path points.
     pub ig_steps: usize,
@@ -94,6 +97,10 @@ pub struct MethodOptions {
     pub seed: u64,
     /// Images per batch of the methods that run many passes.
     pub batch_size: usize,
+    /// Occlusion's options (its `batch_size` and `progress` are replaced by the ones here).
+    pub occlusion: Occlusion,
+    /// Reports the progress of long methods.
+    pub progress: Progress,
 }
 
 impl Default for MethodOptions {
@@ -106,6 +113,8 @@ impl Default for MethodOptions {
             smoothgrad_sigma: 0.15,
             seed: 0,
             batch_size: 16,
+            occlusion: Occlusion::default(),
+            progress: Progress::default(),
         }
     }
 }
@@ -131,6 +140,11 @@ pub fn by_name_with(name: &str, o: &MethodOptions) -> Option<Box<dyn Explainer>>
         "layercam" => Box::new(Cam(LayerCam)),
         "eigencam" => Box::new(Cam(EigenCam::default())),
         "guided-gradcam" => Box::new(GuidedGradCam),
+        "occlusion" => Box::new(Occlusion {
+            batch_size: o.batch_size,
+            progress: o.progress.clone(),
+            ..o.occlusion.clone()
+        }),
         _ => return None,
     })
 }

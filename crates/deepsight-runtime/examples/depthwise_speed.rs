@@ -1,15 +1,17 @@
-//! Times the direct depthwise kernel against burn's grouped convolution on Lite0's shapes.
+//! Times the direct depthwise kernels (planar, and channels-last for inference) against burn's
+//! grouped convolution on Lite0's shapes, at batch 1 and 64.
 //! `cargo run --release --example depthwise_speed`
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use deepsight_runtime::depthwise::depthwise_conv2d;
+use deepsight_runtime::depthwise_infer::depthwise_channels_last;
 use deepsight_runtime::{Tensor, TensorData, default_device};
 use std::time::Instant;
 
 fn best(mut f: impl FnMut()) -> f64 {
     f();
-    (0..15)
+    (0..5)
         .map(|_| {
             let t = Instant::now();
             f();
@@ -28,12 +30,12 @@ fn main() {
         (480, 14, 5, 1),
         (1152, 7, 5, 1),
     ];
-    for (c, hw, k, s) in shapes {
-        let n = c * hw * hw;
+    for (batch, (c, hw, k, s)) in [1, 64].into_iter().flat_map(|b| shapes.map(|sh| (b, sh))) {
+        let n = batch * c * hw * hw;
         let x: Tensor<4> = Tensor::from_data(
             TensorData::new(
                 (0..n).map(|i| (i as f32 * 0.1).sin()).collect::<Vec<_>>(),
-                [1, c, hw, hw],
+                [batch, c, hw, hw],
             ),
             &d,
         );
@@ -59,6 +61,11 @@ fn main() {
         let burn = best(|| {
             let _ = conv2d(x.clone(), w.clone(), None, opts.clone()).into_data();
         });
-        println!("c{c:5} {hw:3}x{hw:<3} k{k} s{s}: direct {ours:7.3} ms   burn {burn:7.3} ms");
+        let last = best(|| {
+            let _ = depthwise_channels_last(x.clone(), w.clone(), None, geometry).into_data();
+        });
+        println!(
+            "b{batch:<3} c{c:5} {hw:3}x{hw:<3} k{k} s{s}: direct {ours:8.3} ms   channels-last {last:8.3} ms   burn {burn:8.3} ms"
+        );
     }
 }

@@ -403,10 +403,14 @@ impl<B: Backend + DepthwiseBackend + DepthwiseKernels, C: CheckpointStrategy> De
 /// `depthwise_speed` example).
 /// `DEEPSIGHT_DEPTHWISE=burn` turns it off, for side-by-side benchmarks.
 pub fn worthwhile(x: &Tensor<4>) -> bool {
-    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let off = *OFF.get_or_init(|| std::env::var_os("DEEPSIGHT_DEPTHWISE").is_some_and(|v| v == "burn"));
     let [_, _, h, w] = x.dims();
-    !off && h * w >= 14 * 14 && crate::flex::is_flex(&x.device())
+    !disabled() && h * w >= 14 * 14 && crate::flex::is_flex(&x.device())
+}
+
+/// Whether `DEEPSIGHT_DEPTHWISE=burn` asks for burn's grouped convolution everywhere.
+pub fn disabled() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var_os("DEEPSIGHT_DEPTHWISE").is_some_and(|v| v == "burn"))
 }
 
 /// Depthwise convolution of `x` by `weight [c, 1, kh, kw]` with `geometry`.

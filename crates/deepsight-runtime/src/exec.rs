@@ -2,6 +2,7 @@
 //! with captured activations, gradient probes and max-pool switches.
 
 use crate::depthwise;
+use crate::depthwise_infer::depthwise_channels_last;
 use crate::graph::{NodeId, Padding, Pool};
 use crate::plan::{Plan, StepOp};
 use crate::rectifier::{RectifierRule, rectify};
@@ -38,7 +39,7 @@ fn pad_pairs(p: [usize; 4]) -> [(usize, usize); 2] {
 
 /// `DEEPSIGHT_PROFILE=1` prints each step's wall time (the flex backend runs eagerly, so a step's
 /// time is its kernels' time).
-fn profiling() -> bool {
+pub(crate) fn profiling() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("DEEPSIGHT_PROFILE").is_some_and(|v| v == "1"))
 }
@@ -144,9 +145,18 @@ pub(crate) fn apply(op: &StepOp, node: NodeId, args: Vec<Tensor<4>>, spec: &RunS
                 same => same.resolve([h, w], [kh, kw], *stride, *dilation),
             };
             let [out_c, per_group, _, _] = weight.dims();
-            if *groups == out_c && per_group == 1 && x.dims()[1] == out_c && depthwise::worthwhile(&x) {
-                let ([sh, sw], [dh, dw]) = (*stride, *dilation);
-                let geometry = [sh, sw, pads[0], pads[1], pads[2], pads[3], dh, dw];
+            let is_depthwise = *groups == out_c && per_group == 1 && x.dims()[1] == out_c;
+            let ([sh, sw], [dh, dw]) = (*stride, *dilation);
+            let geometry = [sh, sw, pads[0], pads[1], pads[2], pads[3], dh, dw];
+            if is_depthwise
+                && spec.rule.is_none()
+                && !depthwise::disabled()
+                && crate::flex::is_flex(&x.device())
+                && !depthwise::worthwhile(&x)
+            {
+                // Small maps, no autodiff: channels-last beats both planar kernels (depthwise_speed).
+                depthwise_channels_last(x, weight.clone(), bias.clone(), geometry)
+            } else if is_depthwise && depthwise::worthwhile(&x) {
                 let y = depthwise::depthwise_conv2d(x, weight.clone(), geometry);
                 match bias {
                     Some(b) => y + b.clone().reshape([1, out_c, 1, 1]),

@@ -184,6 +184,11 @@ fn step_macs(op: &StepOp, out: [usize; 4]) -> u64 {
     }
 }
 
+/// Multiply-accumulates of one run of `plan`, given every node's output shape.
+pub(crate) fn plan_macs(plan: &Plan, shapes: &[[usize; 4]]) -> u64 {
+    plan.steps.iter().map(|s| step_macs(&s.op, shapes[s.node])).sum()
+}
+
 /// Writes rows `r0..r0 + rows`, columns `c0..c0 + cols` of `base` with `patch` (at `origin`, size
 /// `psize`) written over it, `fill` outside the map, into `out` (`[C, rows, cols]`).
 #[allow(clippy::too_many_arguments)]
@@ -366,7 +371,36 @@ impl Incremental {
                     origins: batch.origins.clone(),
                     data: batch.values.clone(),
                 },
-                op => self.step(step.node, op, args, &mut macs),
+                op => {
+                    let started = crate::exec::profiling().then(std::time::Instant::now);
+                    let kinds: Vec<&str> = args
+                        .iter()
+                        .map(|(_, v)| {
+                            if matches!(v, Val::Full(_)) {
+                                "full"
+                            } else {
+                                "patch"
+                            }
+                        })
+                        .collect();
+                    let y = self.step(step.node, op, args, &mut macs);
+                    if let Some(t) = started {
+                        let kind = match op {
+                            StepOp::Conv { groups, .. } if *groups > 1 => "depthwise".to_string(),
+                            StepOp::Conv { weight, .. } => format!("conv{}", weight.dims()[2]),
+                            other => format!("{:?}", std::mem::discriminant(other)),
+                        };
+                        let size = match &y {
+                            Val::Full(t) => t.dims(),
+                            Val::Patch { data, .. } => data.dims(),
+                        };
+                        eprintln!(
+                            "incprofile {:.3} {kind} {kinds:?} {size:?}",
+                            t.elapsed().as_secs_f64() * 1e3
+                        );
+                    }
+                    y
+                }
             };
             if let Some(t) = self.taps.iter().position(|&id| id == step.node) {
                 tap_sums[t] = self.sums(step.node, &y).into_iter().map(|x| x as f32).collect();
@@ -406,10 +440,14 @@ impl Incremental {
                 return Val::Full(self.tensor(mean, [origins.len(), c, 1, 1]));
             }
             if position_wise(op) {
-                let y = apply(op, node, vec![data.clone()], &spec);
+                // Moved, not cloned: a rectifier then works in place.
+                let Some((_, Val::Patch { size, origins, data })) = args.into_iter().next() else {
+                    unreachable!("matched above")
+                };
+                let y = apply(op, node, vec![data], &spec);
                 return Val::Patch {
-                    size: *size,
-                    origins: origins.clone(),
+                    size,
+                    origins,
                     data: y,
                 };
             }

@@ -7,6 +7,7 @@
 
 mod classifier;
 pub mod depthwise;
+pub mod depthwise_infer;
 mod error;
 mod exec;
 pub mod flex;

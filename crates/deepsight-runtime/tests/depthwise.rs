@@ -106,3 +106,39 @@ fn weight_gradient_matches_central_differences() {
         );
     }
 }
+
+#[test]
+fn channels_last_inference_kernel_matches_burns_grouped_convolution() {
+    use deepsight_runtime::depthwise_infer::depthwise_channels_last;
+    let cases = [
+        (1, 3, 7, 9, 3, 1, 1, [1, 1, 1, 1]),
+        (2, 5, 13, 11, 3, 2, 1, [0, 0, 1, 1]),
+        (1, 4, 15, 15, 5, 2, 1, [1, 2, 2, 1]),
+        (3, 2, 9, 10, 5, 1, 1, [2, 2, 2, 2]),
+        (1, 6, 17, 8, 3, 3, 2, [2, 0, 1, 3]),
+        (4, 37, 7, 7, 5, 1, 1, [2, 2, 2, 2]),
+    ];
+    let dev = default_device();
+    for (i, &(n, c, h, w, k, s, dil, p)) in cases.iter().enumerate() {
+        let x = Tensor::<4>::from_data(
+            TensorData::new(rand(n * c * h * w, i as u64 + 7), [n, c, h, w]),
+            &dev,
+        );
+        let wt = Tensor::<4>::from_data(
+            TensorData::new(rand(c * k * k, i as u64 + 70), [c, 1, k, k]),
+            &dev,
+        );
+        let b = Tensor::<1>::from_data(TensorData::new(rand(c, i as u64 + 700), [c]), &dev);
+        let padded = x.clone().pad([(p[0], p[2]), (p[1], p[3])], 0.0);
+        let opts = ConvOptions::new([s, s], [0, 0], [dil, dil], c);
+        let reference = to_vec(conv2d(padded, wt.clone(), Some(b.clone()), opts));
+        let ours = to_vec(depthwise_channels_last(
+            x,
+            wt,
+            Some(b),
+            [s, s, p[0], p[1], p[2], p[3], dil, dil],
+        ));
+        let d = max_diff(&ours, &reference);
+        assert!(d < 1e-5, "case {i}: {d}");
+    }
+}

@@ -1,0 +1,57 @@
+//! The perturbation methods' benchmark tasks (`deepsight bench --heavy`): minutes per model, so
+//! they run fewer times (a third of `--repeats`, one warm-up), as `peers.py --heavy` does.
+
+use crate::bench::Task;
+use deepsight_explain::perturbation::occlusion::{Fill, Inference, Occlusion, OcclusionProfile};
+use deepsight_explain::{Explainer, Request};
+use deepsight_runtime::LayeredClassifier;
+
+/// Whether `task` is one of these (timed with fewer repeats).
+pub fn is_heavy(task: &str) -> bool {
+    ["occlusion", "scorecam", "rise", "ablationcam"]
+        .iter()
+        .any(|p| task.starts_with(p))
+}
+
+fn occlusion(stride: usize, inference: Inference) -> Occlusion {
+    // Captum's settings in peers.py: 32x32 window, baseline 0, the logit, 64 images per forward.
+    Occlusion {
+        profile: OcclusionProfile::Captum,
+        window: [32, 32],
+        stride: [stride, stride],
+        fill: Fill::Constant(0.0),
+        inference,
+        batch_size: 64,
+        ..Default::default()
+    }
+}
+
+/// The heavy tasks on one image's request.
+pub fn tasks<'a>(m: &'a dyn LayeredClassifier, req: &'a Request) -> Vec<Task<'a>> {
+    let methods: Vec<(&'static str, Box<dyn Explainer>)> = vec![
+        (
+            "occlusion w32 s16",
+            Box::new(occlusion(16, Inference::Incremental)),
+        ),
+        (
+            "occlusion w32 s16, full inference",
+            Box::new(occlusion(16, Inference::Full)),
+        ),
+        ("occlusion w32 s8", Box::new(occlusion(8, Inference::Incremental))),
+        (
+            "occlusion w32 s8, full inference",
+            Box::new(occlusion(8, Inference::Full)),
+        ),
+    ];
+    methods
+        .into_iter()
+        .map(|(task, e)| -> Task<'a> {
+            (
+                task,
+                1,
+                0.0,
+                Box::new(move || drop(e.explain(m, req).expect("runs"))),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,105 @@
+//! `deepsight explain`'s options of the perturbation methods, and the progress bars of their long
+//! runs.
+
+use deepsight_explain::Progress;
+use deepsight_explain::perturbation::occlusion::{FeatureTap, Fill, Inference, Occlusion, OcclusionProfile};
+use deepsight_models::Preprocess;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::sync::{Arc, Mutex};
+
+/// What replaces the occluded square.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum FillArg {
+    /// The preprocessing preset's mean colour (0 in the model's input space; Captum's baselines=0).
+    Mean,
+    /// Black pixels.
+    Black,
+    /// The image blurred by a Gaussian (--occlusion-blur-sigma).
+    Blur,
+}
+
+/// Which reference occlusion follows.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ProfileArg {
+    /// Zeiler & Fergus: the drop of the class probability.
+    ZeilerFergus,
+    /// Captum's Occlusion: the drop of the explained score (the logit unless --probability).
+    Captum,
+}
+
+#[derive(clap::Args)]
+pub struct PerturbationArgs {
+    /// Occlusion: side of the occluding square, in input pixels.
+    #[arg(long, default_value_t = 32)]
+    occlusion_window: usize,
+    /// Occlusion: step between square positions, in input pixels.
+    #[arg(long, default_value_t = 16)]
+    occlusion_stride: usize,
+    /// Occlusion: what replaces the square.
+    #[arg(long, value_enum, default_value_t = FillArg::Mean)]
+    occlusion_fill: FillArg,
+    /// Occlusion: standard deviation of the blur fill, in pixels.
+    #[arg(long, default_value_t = 8.0)]
+    occlusion_blur_sigma: f32,
+    /// Occlusion: the reference whose score and conventions to follow.
+    #[arg(long, value_enum, default_value_t = ProfileArg::ZeilerFergus)]
+    occlusion_profile: ProfileArg,
+    /// Occlusion: re-run the whole network on every occluded image instead of recomputing only
+    /// the square's projective field (same result; for comparison and benchmarks).
+    #[arg(long)]
+    full_inference: bool,
+}
+
+impl PerturbationArgs {
+    /// Occlusion as the flags say; `feature` is the `--feature LAYER:CHANNEL` tap.
+    pub fn occlusion(&self, pipeline: &Preprocess, feature: Option<(String, usize)>) -> Occlusion {
+        let black = [0, 1, 2].map(|c| -pipeline.mean[c] / pipeline.std[c]);
+        Occlusion {
+            profile: match self.occlusion_profile {
+                ProfileArg::ZeilerFergus => OcclusionProfile::ZeilerFergus,
+                ProfileArg::Captum => OcclusionProfile::Captum,
+            },
+            window: [self.occlusion_window; 2],
+            stride: [self.occlusion_stride; 2],
+            fill: match self.occlusion_fill {
+                FillArg::Mean => Fill::Constant(0.0),
+                FillArg::Black => Fill::Colour(black),
+                FillArg::Blur => Fill::Blur {
+                    sigma: self.occlusion_blur_sigma,
+                },
+            },
+            inference: if self.full_inference {
+                Inference::Full
+            } else {
+                Inference::Incremental
+            },
+            feature: feature.map(|(layer, channel)| FeatureTap { layer, channel }),
+            ..Default::default()
+        }
+    }
+}
+
+/// A second bar under the main one, with an ETA, for the current long method run; hidden like
+/// the main bar when stderr is not a terminal.
+pub fn progress_hook(bars: &MultiProgress, method: &'static str) -> Progress {
+    let bars = bars.clone();
+    let current: Arc<Mutex<Option<ProgressBar>>> = Arc::default();
+    Progress::new(move |done, total| {
+        let mut slot = current.lock().unwrap_or_else(|e| e.into_inner());
+        let bar = slot.get_or_insert_with(|| {
+            let b = bars.add(ProgressBar::new(total as u64));
+            b.set_style(
+                ProgressStyle::with_template("  {bar:30} {pos}/{len} {msg}, {elapsed} (ETA {eta})")
+                    .expect("valid template"),
+            );
+            b.set_message(format!("{method} forward passes"));
+            b
+        });
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        if done >= total {
+            bar.finish_and_clear();
+            *slot = None;
+        }
+    })
+}
