@@ -2,7 +2,9 @@
 //! titled montages, encoded as PNG. It knows pixels, not models.
 
 mod canvas;
+mod categorical;
 mod colormap;
 
 pub use canvas::{Canvas, Panel, montage};
+pub use categorical::categorical_map;
 pub use colormap::Colormap;

@@ -59,3 +59,19 @@ fn montage_lays_out_titled_panels_and_encodes_png() {
     );
     assert_eq!(back.into_raw(), m.pixels);
 }
+
+#[test]
+fn categorical_map_colours_cells_and_names_each_category() {
+    use deepsight_render::categorical_map;
+    // 2x2 grid: classes 7, 3 / 3, 7 scaled to 4x4, legend of two lines below.
+    let c = categorical_map(&[7, 3, 3, 7], 2, 2, 4 * 8, 4 * 8, |g| format!("c{g}"));
+    assert_eq!(c.width, 32);
+    assert_eq!(c.height, 32 + 4 + 2 * 12);
+    let px = |x: usize, y: usize| c.pixels[(y * c.width + x) * 3..][..3].to_vec();
+    assert_eq!(px(0, 0), px(31, 31), "same class, same colour");
+    assert_eq!(px(31, 0), px(0, 31));
+    assert_ne!(px(0, 0), px(31, 0), "different classes, different colours");
+    // The legend swatches carry the map's colours in order of first appearance.
+    assert_eq!(px(2, 32 + 4 + 2), px(0, 0));
+    assert_eq!(px(2, 32 + 4 + 12 + 2), px(31, 0));
+}

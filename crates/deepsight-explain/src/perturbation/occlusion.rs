@@ -33,6 +33,7 @@
 //! kept as `raw`. Windows must lie inside the image (positions `0, s, 2s, ...` up to `H - h`), as
 //! in Captum; pixels no window covers get 0. The "most probable class" is over the model's outputs.
 
+use super::softmax;
 use crate::{ExplainError, Explainer, Explanation, Map, Passes, Progress, Request, Result, Score};
 use deepsight_runtime::{LayeredClassifier, PatchBatch, Tensor, TensorData, to_vec};
 
@@ -164,13 +165,6 @@ impl Sensitivity {
             data,
         }
     }
-}
-
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let e: Vec<f32> = logits.iter().map(|&l| (l - m).exp()).collect();
-    let s: f32 = e.iter().sum();
-    e.into_iter().map(|v| v / s).collect()
 }
 
 /// A separable Gaussian blur of `[C, H, W]` with edge clamping.

@@ -1,0 +1,170 @@
+//! Ablation-CAM.
+//!
+//! # Computes
+//! Where in the chosen layer's feature maps the evidence for the class lies, without gradients:
+//! each feature map in turn is switched off (set to zero) and the relative drop of the class
+//! score weighs that feature map.
+//!
+//! # Equation
+//! `alpha_k^c = (S_c - S_c^k) / S_c`, where `S_c^k` is the class score with channel `k` of the
+//! layer set to zero (the logit; `P_c` with `--probability`);
+//! `L^c = ReLU(sum_k alpha_k^c A^k)`, upsampled bilinearly to the input.
+//!
+//! # Paper
+//! Desai and Ramaswamy, *Ablation-CAM: Visual Explanations for Deep Convolutional Network via
+//! Gradient-free Localization*, WACV 2020 (the weight `(y^c - y^c_k) / y^c`), as pytorch-grad-cam
+//! 1.5 codes it (`AblationCAM` with `ratio_channels_to_ablate = 1`).
+//!
+//! # Deviations
+//! A channel is always ablated to zero, the paper's definition. pytorch-grad-cam does the same
+//! whenever the smallest activation of the layer is exactly 0 (every ReLU layer in practice), and
+//! otherwise writes `min - 1e7` into the channel. A channel that is already all zeros is not run:
+//! ablating it changes nothing, so its weight is exactly 0. A class score of exactly 0 (weights
+//! undefined) is refused. Passes: one forward per image to read the layer and its score, and one
+//! per non-zero channel per image (batched, `batch_size` images per forward), each running the
+//! whole network with the layer's value edited.
+
+use super::{check_classes, score_of, weighted_sum};
+use crate::{ExplainError, Explainer, Explanation, Map, Passes, Progress, Request, Result};
+use deepsight_runtime::{LayeredClassifier, Tensor, TensorData, to_vec};
+
+const NAME: &str = "ablationcam";
+
+/// Ablation-CAM (`ablationcam`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AblationCam {
+    /// Ablated copies per forward pass (pytorch-grad-cam's `batch_size`).
+    pub batch_size: usize,
+    pub progress: Progress,
+}
+
+impl Default for AblationCam {
+    fn default() -> Self {
+        AblationCam {
+            batch_size: 16,
+            progress: Progress::default(),
+        }
+    }
+}
+
+impl AblationCam {
+    /// The class score of every image with each channel of `layer` ablated, `[image][channel]`,
+    /// and the forward passes run, given the layer's activation (`[N, k, h, w]`, flat) and the
+    /// unablated scores. Channels that are all zeros keep `original` (nothing changes).
+    pub fn ablated_scores(
+        &self,
+        model: &dyn LayeredClassifier,
+        request: &Request,
+        layer: &str,
+        activation: &[f32],
+        [k, h, w]: [usize; 3],
+        original: &[f32],
+    ) -> Result<(Vec<Vec<f32>>, usize)> {
+        let [n, c, height, width] = request.images.dims();
+        let (plane, image) = (h * w, c * height * width);
+        check_classes(model, request)?;
+        if self.batch_size == 0 || activation.len() != n * k * plane || original.len() != n {
+            return Err(ExplainError::Invalid {
+                method: NAME,
+                reason: format!(
+                    "needs batch size >= 1, an activation of {n}x{k}x{h}x{w} values and {n} scores"
+                ),
+            });
+        }
+        let pixels = to_vec(request.images.clone());
+        let jobs: Vec<(usize, usize)> = (0..n)
+            .flat_map(|i| (0..k).map(move |ch| (i, ch)))
+            .filter(|&(i, ch)| {
+                activation[(i * k + ch) * plane..(i * k + ch + 1) * plane]
+                    .iter()
+                    .any(|&v| v != 0.0)
+            })
+            .collect();
+        let mut scores: Vec<Vec<f32>> = original.iter().map(|&s| vec![s; k]).collect();
+        let total = jobs.len();
+        self.progress.report(0, total);
+        for (b, batch) in jobs.chunks(self.batch_size).enumerate() {
+            let mut data = Vec::with_capacity(batch.len() * image);
+            let mut offset = vec![0.0f32; batch.len() * k * plane];
+            for (j, &(i, ch)) in batch.iter().enumerate() {
+                data.extend_from_slice(&pixels[i * image..(i + 1) * image]);
+                let a = &activation[(i * k + ch) * plane..(i * k + ch + 1) * plane];
+                let o = &mut offset[(j * k + ch) * plane..(j * k + ch + 1) * plane];
+                o.iter_mut().zip(a).for_each(|(o, a)| *o = -a);
+            }
+            let device = request.images.device();
+            let images = Tensor::from_data(TensorData::new(data, [batch.len(), c, height, width]), &device);
+            let offset = Tensor::from_data(TensorData::new(offset, [batch.len(), k, h, w]), &device);
+            let logits = to_vec(model.logits_with_offset(images, layer, offset)?);
+            for (&(i, ch), row) in batch.iter().zip(logits.chunks(model.num_classes())) {
+                scores[i][ch] = score_of(row, request.classes[i], request.score);
+            }
+            self.progress
+                .report((b * self.batch_size + batch.len()).min(total), total);
+        }
+        Ok((scores, total))
+    }
+}
+
+impl Explainer for AblationCam {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn explain(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Explanation> {
+        if self.batch_size == 0 {
+            return Err(ExplainError::Invalid {
+                method: NAME,
+                reason: "the batch size must be at least 1".into(),
+            });
+        }
+        check_classes(model, request)?;
+        let layer = request.layer_of(model, NAME)?;
+        let [n, _, height, width] = request.images.dims();
+        let capture = model.capture(request.images.clone(), &[&layer], false)?;
+        let activation = capture
+            .activations
+            .get(&layer)
+            .cloned()
+            .ok_or(ExplainError::Invalid {
+                method: NAME,
+                reason: format!("the model did not return layer '{layer}'"),
+            })?;
+        let [_, k, h, w] = activation.dims();
+        let a = to_vec(activation);
+        let logits = to_vec(capture.logits);
+        let original: Vec<f32> = logits
+            .chunks(model.num_classes())
+            .zip(&request.classes)
+            .map(|(row, &class)| score_of(row, class, request.score))
+            .collect();
+        if let Some(i) = original.iter().position(|&s| s == 0.0 || !s.is_finite()) {
+            return Err(ExplainError::Invalid {
+                method: NAME,
+                reason: format!(
+                    "image {i}: the class score is {}, so the relative drop is undefined",
+                    original[i]
+                ),
+            });
+        }
+        let (ablated, runs) = self.ablated_scores(model, request, &layer, &a, [k, h, w], &original)?;
+        let plane = h * w;
+        let raw: Vec<Map> = (0..n)
+            .map(|i| {
+                let weights: Vec<f32> = ablated[i]
+                    .iter()
+                    .map(|s| (original[i] - s) / original[i])
+                    .collect();
+                weighted_sum(&a[i * k * plane..(i + 1) * k * plane], &weights, [h, w])
+            })
+            .collect();
+        Ok(Explanation {
+            maps: raw.iter().map(|m| m.resize(height, width)).collect(),
+            raw: Some(raw),
+            passes: Passes {
+                forward: n + runs,
+                backward: 0,
+            },
+        })
+    }
+}
