@@ -110,6 +110,8 @@ struct Result1 {
     class: usize,
     map: Map,
     raw: Option<Map>,
+    /// (name, grid, categorical)
+    extra: Vec<(&'static str, Map, bool)>,
 }
 
 fn display_values(map: &Map, signed: bool) -> Vec<f32> {
@@ -211,6 +213,7 @@ pub fn run(a: Args) -> Result<()> {
             &loaded.pipeline,
             feature.as_ref().map(|f| (f.layer.clone(), f.channel)),
         ),
+        rise: a.perturbation.rise(),
         ..options
     };
     let explainers: Vec<Box<dyn Explainer>> = names
@@ -323,7 +326,12 @@ pub fn run(a: Args) -> Result<()> {
             for (m, e) in explainers.iter().enumerate() {
                 progress.set_message(e.name());
                 let started = Instant::now();
-                let Explanation { maps, raw, passes } = e.explain_shared(model, &request, &shared)?;
+                let Explanation {
+                    maps,
+                    raw,
+                    passes,
+                    extra,
+                } = e.explain_shared(model, &request, &shared)?;
                 timings[m].1 += started.elapsed().as_secs_f64();
                 timings[m].2 += passes.forward;
                 timings[m].3 += passes.backward;
@@ -335,6 +343,10 @@ pub fn run(a: Args) -> Result<()> {
                         class: request.classes[i],
                         map,
                         raw: raw.as_mut().and_then(|r| r.next()),
+                        extra: extra
+                            .iter()
+                            .filter_map(|x| Some((x.name, x.maps.get(i)?.clone(), x.categorical)))
+                            .collect(),
                     });
                 }
                 progress.inc(n as u64);
@@ -408,6 +420,30 @@ pub fn run(a: Args) -> Result<()> {
                     canvas: overlay,
                     title,
                 });
+                for (name, grid, categorical) in &r.extra {
+                    let (pic, range) =
+                        crate::extras::picture(&base, grid, *categorical, cmap, a.alpha, &class_name);
+                    let file = a.out.join(format!(
+                        "{stem}.{}.{name}{}.png",
+                        r.method,
+                        suffix(r.class).replace('@', ".")
+                    ));
+                    write_atomic(&file, &pic.png())?;
+                    files.push(file.display().to_string());
+                    panels.push(Panel {
+                        canvas: pic,
+                        title: vec![format!("{} {name}", r.method), class_name(r.class), range],
+                    });
+                    if a.raw {
+                        let t = WeightTensor {
+                            shape: vec![grid.height, grid.width],
+                            data: grid.data.clone(),
+                        };
+                        raw_out
+                            .tensors
+                            .insert(format!("{}.{name}{}", r.method, suffix(r.class)), t);
+                    }
+                }
                 if a.raw {
                     let name = format!("{}{}", r.method, suffix(r.class));
                     let shape = if r.map.channels == 1 {

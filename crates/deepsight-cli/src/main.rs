@@ -5,6 +5,7 @@ mod bench_heavy;
 mod classify;
 mod convert;
 mod explain;
+mod extras;
 mod layers;
 mod methods;
 mod model_arg;

@@ -3,6 +3,7 @@
 
 use deepsight_explain::Progress;
 use deepsight_explain::perturbation::occlusion::{FeatureTap, Fill, Inference, Occlusion, OcclusionProfile};
+use deepsight_explain::perturbation::rise::Rise;
 use deepsight_models::Preprocess;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::sync::{Arc, Mutex};
@@ -48,9 +49,28 @@ pub struct PerturbationArgs {
     /// the square's projective field (same result; for comparison and benchmarks).
     #[arg(long)]
     full_inference: bool,
+    /// RISE: random masks.
+    #[arg(long, default_value_t = 4000)]
+    rise_masks: usize,
+    /// RISE: cells per side of each mask's low-resolution grid.
+    #[arg(long, default_value_t = 7)]
+    rise_cell: usize,
+    /// RISE: probability that a cell is kept.
+    #[arg(long, default_value_t = 0.5)]
+    rise_p: f32,
 }
 
 impl PerturbationArgs {
+    /// RISE as the flags say (seed, batch size and progress come from the common options).
+    pub fn rise(&self) -> Rise {
+        Rise {
+            masks: self.rise_masks,
+            cell: self.rise_cell,
+            p: self.rise_p,
+            ..Default::default()
+        }
+    }
+
     /// Occlusion as the flags say; `feature` is the `--feature LAYER:CHANNEL` tap.
     pub fn occlusion(&self, pipeline: &Preprocess, feature: Option<(String, usize)>) -> Occlusion {
         let black = [0, 1, 2].map(|c| -pipeline.mean[c] / pipeline.std[c]);

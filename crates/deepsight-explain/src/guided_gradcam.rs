@@ -60,6 +60,7 @@ impl Explainer for GuidedGradCam {
                 forward: guided.passes.forward + cam.passes.forward,
                 backward: guided.passes.backward + cam.passes.backward,
             },
+            extra: Vec::new(),
         })
     }
 }

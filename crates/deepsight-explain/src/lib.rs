@@ -82,6 +82,18 @@ pub struct Explanation {
     /// The unprocessed map at the layer's resolution (CAMs), one per image.
     pub raw: Option<Vec<Map>>,
     pub passes: Passes,
+    /// Further named outputs (occlusion's probability, feature-activity and top-class grids).
+    pub extra: Vec<Extra>,
+}
+
+/// A further output of a method: one map per image.
+#[derive(Debug, Clone)]
+pub struct Extra {
+    /// Stable name, used in file and tensor names (`<method>.<name>`).
+    pub name: &'static str,
+    pub maps: Vec<Map>,
+    /// Whether the values are class indices (drawn with a legend) rather than magnitudes.
+    pub categorical: bool,
 }
 
 /// The extension point: every explanation method.

@@ -6,7 +6,10 @@ use crate::Progress;
 use crate::cam::{Cam, ClassActivationMap, EigenCam, GradCam, GradCamPlusPlus, LayerCam, XGradCam};
 use crate::gradient::{Deconvnet, GuidedBackprop, InputXGradient, IntegratedGradients, Saliency};
 use crate::guided_gradcam::GuidedGradCam;
+use crate::perturbation::ablation_cam::AblationCam;
 use crate::perturbation::occlusion::Occlusion;
+use crate::perturbation::rise::Rise;
+use crate::perturbation::score_cam::ScoreCam;
 use crate::smoothgrad::SmoothGrad;
 
 /// A method's name, one-line summary and full documentation.
@@ -35,7 +38,7 @@ fn module_doc(source: &str) -> String {
         .join("\n")
 }
 
-const SOURCES: [(&str, &str); 14] = [
+const SOURCES: [(&str, &str); 17] = [
     ("saliency", include_str!("gradient/saliency.rs")),
     ("input-x-gradient", include_str!("gradient/input_x_gradient.rs")),
     ("guided-backprop", include_str!("gradient/guided_backprop.rs")),
@@ -53,6 +56,9 @@ const SOURCES: [(&str, &str); 14] = [
     ("eigencam", include_str!("cam/eigencam.rs")),
     ("guided-gradcam", include_str!("guided_gradcam.rs")),
     ("occlusion", include_str!("perturbation/occlusion.rs")),
+    ("rise", include_str!("perturbation/rise.rs")),
+    ("scorecam", include_str!("perturbation/score_cam.rs")),
+    ("ablationcam", include_str!("perturbation/ablation_cam.rs")),
 ];
 
 /// Every method, in the order `deepsight methods` lists them.
@@ -99,6 +105,8 @@ pub struct MethodOptions {
     pub batch_size: usize,
     /// Occlusion's options (its `batch_size` and `progress` are replaced by the ones here).
     pub occlusion: Occlusion,
+    /// RISE's options (its `seed`, `batch_size` and `progress` are replaced by the ones here).
+    pub rise: Rise,
     /// Reports the progress of long methods.
     pub progress: Progress,
 }
@@ -114,6 +122,7 @@ impl Default for MethodOptions {
             seed: 0,
             batch_size: 16,
             occlusion: Occlusion::default(),
+            rise: Rise::default(),
             progress: Progress::default(),
         }
     }
@@ -144,6 +153,20 @@ pub fn by_name_with(name: &str, o: &MethodOptions) -> Option<Box<dyn Explainer>>
             batch_size: o.batch_size,
             progress: o.progress.clone(),
             ..o.occlusion.clone()
+        }),
+        "rise" => Box::new(Rise {
+            seed: o.seed,
+            batch_size: o.batch_size,
+            progress: o.progress.clone(),
+            ..o.rise.clone()
+        }),
+        "scorecam" => Box::new(ScoreCam {
+            batch_size: o.batch_size,
+            progress: o.progress.clone(),
+        }),
+        "ablationcam" => Box::new(AblationCam {
+            batch_size: o.batch_size,
+            progress: o.progress.clone(),
         }),
         _ => return None,
     })

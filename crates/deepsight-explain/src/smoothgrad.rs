@@ -122,6 +122,7 @@ impl<E: Explainer> Explainer for SmoothGrad<E> {
             maps,
             raw: None,
             passes,
+            extra: Vec::new(),
         })
     }
 }

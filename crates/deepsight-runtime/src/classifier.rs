@@ -8,6 +8,7 @@
 use crate::error::{Result, RuntimeError};
 use crate::incremental::Incremental;
 use crate::rectifier::RectifierRule;
+use crate::resume::Resume;
 use burn::tensor::{Device, Int, Tensor};
 use std::collections::BTreeMap;
 
@@ -131,6 +132,13 @@ pub trait LayeredClassifier: Classifier {
     /// image, where known.
     fn macs_per_image(&self) -> Option<u64> {
         None
+    }
+    /// Runs `images` once up to `layer` and keeps what the layers after it read, so that the class
+    /// scores for replaced values of `layer` cost only the layers that depend on it.
+    fn resume(&self, _images: Tensor<4>, _layer: &str) -> Result<Resume> {
+        Err(RuntimeError::Unsupported {
+            what: "resuming from a layer (this classifier is not a DeepSight graph)".into(),
+        })
     }
     /// Prepares incremental re-inference of one image (`[1, C, H, W]`) under patch edits, with
     /// the per-channel spatial sums of the `taps` layers (see [`Incremental`]).

@@ -17,6 +17,7 @@ mod model;
 pub mod ops;
 mod plan;
 pub mod rectifier;
+mod resume;
 mod shapes;
 
 pub use classifier::{
@@ -28,6 +29,7 @@ pub use incremental::{Incremental, PatchBatch, PatchedOutput};
 pub use model::GraphModel;
 pub use ops::{Activation, Arithmetic, ConvTranspose2d, ExtOp, Lrn, Pad};
 pub use rectifier::{Bounds, RectifierRule, rectify};
+pub use resume::Resume;
 
 /// burn's tensor type and device, re-exported so users need no direct burn dependency.
 pub use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -8,6 +8,7 @@ use crate::exec::{RunSpec, run};
 use crate::graph::{Graph, NodeId, Op};
 use crate::incremental::Incremental;
 use crate::plan::Plan;
+use crate::resume::Resume;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use std::collections::{BTreeMap, HashMap};
@@ -224,6 +225,17 @@ impl LayeredClassifier for GraphModel {
         };
         let out = run(&self.plan(&[id]), images.to_device(&self.device), &spec);
         Ok(self.logits_of(out.output))
+    }
+
+    fn resume(&self, images: Tensor<4>, layer: &str) -> Result<Resume> {
+        self.check_input(&images)?;
+        let id = self.graph.find(layer)?;
+        Resume::new(
+            self.plan(&[id]),
+            images.to_device(&self.device),
+            id,
+            layer.to_string(),
+        )
     }
 
     fn macs_per_image(&self) -> Option<u64> {

@@ -138,6 +138,7 @@ impl<V: CamVariant> Explainer for Cam<V> {
                 forward: n,
                 backward: if V::USES_GRADIENT { n } else { 0 },
             },
+            extra: Vec::new(),
         })
     }
 }

@@ -75,6 +75,7 @@ impl Explainer for DeconvnetFeature {
                 forward: 2 * n,
                 backward: n,
             },
+            extra: Vec::new(),
         })
     }
 }

@@ -141,6 +141,7 @@ impl Explainer for IntegratedGradients {
             maps: Map::from_batch(total * delta),
             raw: None,
             passes,
+            extra: Vec::new(),
         })
     }
 }

@@ -61,6 +61,7 @@ impl<T: OnePass> Explainer for T {
             maps: self.maps(shared.input_gradient(T::RULE), &request.images),
             raw: None,
             passes: passes_alone(&[need_of(T::RULE)], request.images.dims()[0]),
+            extra: Vec::new(),
         })
     }
 }

@@ -21,12 +21,14 @@
 //! otherwise writes `min - 1e7` into the channel. A channel that is already all zeros is not run:
 //! ablating it changes nothing, so its weight is exactly 0. A class score of exactly 0 (weights
 //! undefined) is refused. Passes: one forward per image to read the layer and its score, and one
-//! per non-zero channel per image (batched, `batch_size` images per forward), each running the
-//! whole network with the layer's value edited.
+//! per non-zero channel per image (batched, `batch_size` images per forward). An ablated pass
+//! resumes from the layer (the runtime's `resume`): only the layers after it run, on the kept
+//! upstream values, so for the last feature map it costs the head alone; pytorch-grad-cam re-runs
+//! the whole network. Those passes are still counted as forward passes.
 
 use super::{check_classes, score_of, weighted_sum};
 use crate::{ExplainError, Explainer, Explanation, Map, Passes, Progress, Request, Result};
-use deepsight_runtime::{LayeredClassifier, Tensor, TensorData, to_vec};
+use deepsight_runtime::{LayeredClassifier, Resume, Tensor, TensorData, to_vec};
 
 const NAME: &str = "ablationcam";
 
@@ -53,16 +55,14 @@ impl AblationCam {
     /// unablated scores. Channels that are all zeros keep `original` (nothing changes).
     pub fn ablated_scores(
         &self,
-        model: &dyn LayeredClassifier,
+        resume: &Resume,
         request: &Request,
-        layer: &str,
         activation: &[f32],
         [k, h, w]: [usize; 3],
         original: &[f32],
     ) -> Result<(Vec<Vec<f32>>, usize)> {
-        let [n, c, height, width] = request.images.dims();
-        let (plane, image) = (h * w, c * height * width);
-        check_classes(model, request)?;
+        let n = request.images.dims()[0];
+        let plane = h * w;
         if self.batch_size == 0 || activation.len() != n * k * plane || original.len() != n {
             return Err(ExplainError::Invalid {
                 method: NAME,
@@ -71,7 +71,6 @@ impl AblationCam {
                 ),
             });
         }
-        let pixels = to_vec(request.images.clone());
         let jobs: Vec<(usize, usize)> = (0..n)
             .flat_map(|i| (0..k).map(move |ch| (i, ch)))
             .filter(|&(i, ch)| {
@@ -83,20 +82,19 @@ impl AblationCam {
         let mut scores: Vec<Vec<f32>> = original.iter().map(|&s| vec![s; k]).collect();
         let total = jobs.len();
         self.progress.report(0, total);
+        let device = request.images.device();
         for (b, batch) in jobs.chunks(self.batch_size).enumerate() {
-            let mut data = Vec::with_capacity(batch.len() * image);
-            let mut offset = vec![0.0f32; batch.len() * k * plane];
-            for (j, &(i, ch)) in batch.iter().enumerate() {
-                data.extend_from_slice(&pixels[i * image..(i + 1) * image]);
-                let a = &activation[(i * k + ch) * plane..(i * k + ch + 1) * plane];
-                let o = &mut offset[(j * k + ch) * plane..(j * k + ch + 1) * plane];
-                o.iter_mut().zip(a).for_each(|(o, a)| *o = -a);
+            let mut values = Vec::with_capacity(batch.len() * k * plane);
+            for &(i, ch) in batch {
+                let start = values.len();
+                values.extend_from_slice(&activation[i * k * plane..(i + 1) * k * plane]);
+                values[start + ch * plane..start + (ch + 1) * plane].fill(0.0);
             }
-            let device = request.images.device();
-            let images = Tensor::from_data(TensorData::new(data, [batch.len(), c, height, width]), &device);
-            let offset = Tensor::from_data(TensorData::new(offset, [batch.len(), k, h, w]), &device);
-            let logits = to_vec(model.logits_with_offset(images, layer, offset)?);
-            for (&(i, ch), row) in batch.iter().zip(logits.chunks(model.num_classes())) {
+            let values = Tensor::from_data(TensorData::new(values, [batch.len(), k, h, w]), &device);
+            let images: Vec<usize> = batch.iter().map(|&(i, _)| i).collect();
+            let logits = to_vec(resume.logits_with(&images, values)?);
+            let classes = logits.len() / batch.len();
+            for (&(i, ch), row) in batch.iter().zip(logits.chunks(classes)) {
                 scores[i][ch] = score_of(row, request.classes[i], request.score);
             }
             self.progress
@@ -121,18 +119,11 @@ impl Explainer for AblationCam {
         check_classes(model, request)?;
         let layer = request.layer_of(model, NAME)?;
         let [n, _, height, width] = request.images.dims();
-        let capture = model.capture(request.images.clone(), &[&layer], false)?;
-        let activation = capture
-            .activations
-            .get(&layer)
-            .cloned()
-            .ok_or(ExplainError::Invalid {
-                method: NAME,
-                reason: format!("the model did not return layer '{layer}'"),
-            })?;
+        let resume = model.resume(request.images.clone(), &layer)?;
+        let activation = resume.activation();
         let [_, k, h, w] = activation.dims();
         let a = to_vec(activation);
-        let logits = to_vec(capture.logits);
+        let logits = to_vec(resume.logits());
         let original: Vec<f32> = logits
             .chunks(model.num_classes())
             .zip(&request.classes)
@@ -147,7 +138,7 @@ impl Explainer for AblationCam {
                 ),
             });
         }
-        let (ablated, runs) = self.ablated_scores(model, request, &layer, &a, [k, h, w], &original)?;
+        let (ablated, runs) = self.ablated_scores(&resume, request, &a, [k, h, w], &original)?;
         let plane = h * w;
         let raw: Vec<Map> = (0..n)
             .map(|i| {
@@ -165,6 +156,7 @@ impl Explainer for AblationCam {
                 forward: n + runs,
                 backward: 0,
             },
+            extra: Vec::new(),
         })
     }
 }

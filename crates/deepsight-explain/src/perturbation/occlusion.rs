@@ -7,7 +7,8 @@
 //! Per position it records the class score, the class probability, the most probable class and,
 //! optionally, the summed activity of one feature map of one layer ([`Sensitivity`]). The map is
 //! the score drop `S_c(x) - S_c(x with the window hidden)`, each pixel averaging the windows that
-//! cover it; `raw` is the drop on the grid of window positions.
+//! cover it; `raw` is the drop on the grid of window positions, and the extra outputs
+//! `probability`, `top-class` and (with a feature tap) `feature` are the other grids.
 //!
 //! By default only the patch's projective field is recomputed at each layer, on top of the
 //! unoccluded image's cached activations (incremental inference, exact to float rounding);
@@ -34,7 +35,7 @@
 //! in Captum; pixels no window covers get 0. The "most probable class" is over the model's outputs.
 
 use super::softmax;
-use crate::{ExplainError, Explainer, Explanation, Map, Passes, Progress, Request, Result, Score};
+use crate::{ExplainError, Explainer, Explanation, Extra, Map, Passes, Progress, Request, Result, Score};
 use deepsight_runtime::{LayeredClassifier, PatchBatch, Tensor, TensorData, to_vec};
 
 /// Which reference the options and the score follow.
@@ -411,6 +412,7 @@ impl Explainer for Occlusion {
         let total = n * per_image;
         let mut finished = 0;
         let (mut maps, mut raw, mut forward) = (Vec::new(), Vec::new(), 0);
+        let (mut probability, mut top, mut feature) = (Vec::new(), Vec::new(), Vec::new());
         for (i, &class) in request.classes.iter().enumerate() {
             let image = request.images.clone().narrow(0, i, 1);
             let mut done = |k: usize| {
@@ -420,12 +422,36 @@ impl Explainer for Occlusion {
             let s = self.sensitivity(model, image, class, request.score, &mut done)?;
             maps.push(s.spread(self.window, h, w));
             raw.push(s.drop_grid());
+            let grid = |data: Vec<f32>| Map {
+                channels: 1,
+                height: s.grid[0],
+                width: s.grid[1],
+                data,
+            };
+            probability.push(grid(s.probability.clone()));
+            top.push(grid(s.top_class.iter().map(|&c| c as f32).collect()));
+            if let Some((_, f)) = &s.feature {
+                feature.push(grid(f.clone()));
+            }
             forward += s.forward_passes;
         }
         Ok(Explanation {
             maps,
             raw: Some(raw),
             passes: Passes { forward, backward: 0 },
+            extra: [
+                ("probability", probability, false),
+                ("top-class", top, true),
+                ("feature", feature, false),
+            ]
+            .into_iter()
+            .filter(|(_, maps, _)| !maps.is_empty())
+            .map(|(name, maps, categorical)| Extra {
+                name,
+                maps,
+                categorical,
+            })
+            .collect(),
         })
     }
 }

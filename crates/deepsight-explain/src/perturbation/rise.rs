@@ -261,6 +261,7 @@ pub fn rise_from_masks(
         maps,
         raw: None,
         passes: Passes { forward, backward: 0 },
+        extra: Vec::new(),
     })
 }
 
@@ -290,6 +291,7 @@ impl Explainer for Rise {
             maps,
             raw: None,
             passes: Passes { forward, backward: 0 },
+            extra: Vec::new(),
         })
     }
 }

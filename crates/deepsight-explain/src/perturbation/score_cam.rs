@@ -195,6 +195,7 @@ impl Explainer for ScoreCam {
             maps: raw.iter().map(|m| m.resize(height, width)).collect(),
             raw: Some(raw),
             passes,
+            extra: Vec::new(),
         })
     }
 }
