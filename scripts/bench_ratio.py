@@ -18,6 +18,11 @@ PAIRS = [  # (our task, peer task)
     ("gradcam", "gradcam(pgc)"),
     ("gradcam++", "gradcam_pp(pgc)"),
     ("integrated-gradients (32 steps)", "integrated_gradients_32(captum)"),
+    ("occlusion w32 s16", "occlusion_w32_s16(captum)"),
+    ("occlusion w32 s16, full inference", "occlusion_w32_s16(captum)"),
+    ("occlusion w32 s8", "occlusion_w32_s8(captum)"),
+    ("occlusion w32 s8, full inference", "occlusion_w32_s8(captum)"),
+    ("scorecam", "scorecam(pgc)"),
 ]
 
 

@@ -2,7 +2,10 @@
 //! they run fewer times (a third of `--repeats`, one warm-up), as `peers.py --heavy` does.
 
 use crate::bench::Task;
+use deepsight_explain::perturbation::ablation_cam::AblationCam;
 use deepsight_explain::perturbation::occlusion::{Fill, Inference, Occlusion, OcclusionProfile};
+use deepsight_explain::perturbation::rise::Rise;
+use deepsight_explain::perturbation::score_cam::ScoreCam;
 use deepsight_explain::{Explainer, Request};
 use deepsight_runtime::LayeredClassifier;
 
@@ -41,6 +44,29 @@ pub fn tasks<'a>(m: &'a dyn LayeredClassifier, req: &'a Request) -> Vec<Task<'a>
         (
             "occlusion w32 s8, full inference",
             Box::new(occlusion(8, Inference::Full)),
+        ),
+        // pytorch-grad-cam's batch in peers.py.
+        (
+            "scorecam",
+            Box::new(ScoreCam {
+                batch_size: 64,
+                ..Default::default()
+            }),
+        ),
+        (
+            "ablationcam",
+            Box::new(AblationCam {
+                batch_size: 64,
+                ..Default::default()
+            }),
+        ),
+        (
+            "rise (1000 masks)",
+            Box::new(Rise {
+                masks: 1000,
+                batch_size: 64,
+                ..Default::default()
+            }),
         ),
     ];
     methods
