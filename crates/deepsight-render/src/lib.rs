@@ -4,7 +4,9 @@
 mod canvas;
 mod categorical;
 mod colormap;
+mod plot;
 
 pub use canvas::{Canvas, Panel, montage};
 pub use categorical::categorical_map;
 pub use colormap::Colormap;
+pub use plot::{Series, line_plot};

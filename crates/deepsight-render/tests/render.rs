@@ -75,3 +75,25 @@ fn categorical_map_colours_cells_and_names_each_category() {
     assert_eq!(px(2, 32 + 4 + 2), px(0, 0));
     assert_eq!(px(2, 32 + 4 + 12 + 2), px(31, 0));
 }
+
+#[test]
+fn line_plot_draws_each_series_in_its_colour_inside_the_axes() {
+    use deepsight_render::{Series, line_plot};
+    let falling = Series {
+        label: "gradcam".into(),
+        values: vec![1.0, 0.5, 0.0],
+    };
+    let flat = Series {
+        label: "saliency".into(),
+        values: vec![0.5; 3],
+    };
+    let c = line_plot(&[falling, flat], "deletion", "fraction removed", "p", 1.0);
+    assert_eq!((c.width, c.height), (640, 420));
+    let px = |x: usize, y: usize| c.pixels[(y * c.width + x) * 3..][..3].to_vec();
+    // Plot area: x 56..440, y 28..376. The flat series at y = 0.5 runs along the middle row.
+    let mid = 28 + 348 / 2;
+    assert_eq!(px(300, mid), vec![255, 127, 14], "second colour at y = 0.5");
+    // The falling series starts top-left and ends bottom-right.
+    assert_eq!(px(56, 28), vec![31, 119, 180]);
+    assert_eq!(px(440, 376), vec![31, 119, 180]);
+}
