@@ -420,7 +420,10 @@ fn explain_writes_montage_overlays_raw_maps_and_json() {
         "--feature",
         "features:1",
     ]);
-    assert!(err.contains("--feature applies to the deconvnet and occlusion methods"), "{err}");
+    assert!(
+        err.contains("--feature applies to the deconvnet and occlusion methods"),
+        "{err}"
+    );
     let err = fails(&[
         "explain",
         sample.to_str().unwrap(),
