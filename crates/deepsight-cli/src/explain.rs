@@ -6,6 +6,7 @@ use crate::model_arg::ModelArgs;
 use crate::perturbation_args::{PerturbationArgs, progress_hook};
 use anyhow::{Context, Result, bail};
 use deepsight_explain::gradient::DeconvnetFeature;
+use deepsight_explain::localisation::GraphCutLocalisation;
 use deepsight_explain::registry::{MethodOptions, SmoothGradBase, by_name_with, methods};
 use deepsight_explain::{Explainer, Explanation, Map, Normalisation, Request, Score, SharedPasses};
 use deepsight_models::{WeightTensor, Weights, write_atomic};
@@ -214,6 +215,10 @@ pub fn run(a: Args) -> Result<()> {
             feature.as_ref().map(|f| (f.layer.clone(), f.channel)),
         ),
         rise: a.perturbation.rise(),
+        graphcut: GraphCutLocalisation {
+            colour: GraphCutLocalisation::colour_of_normalisation(loaded.pipeline.mean, loaded.pipeline.std),
+            ..Default::default()
+        },
         ..options
     };
     let explainers: Vec<Box<dyn Explainer>> = names

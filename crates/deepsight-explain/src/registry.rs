@@ -6,6 +6,7 @@ use crate::Progress;
 use crate::cam::{Cam, ClassActivationMap, EigenCam, GradCam, GradCamPlusPlus, LayerCam, XGradCam};
 use crate::gradient::{Deconvnet, GuidedBackprop, InputXGradient, IntegratedGradients, Saliency};
 use crate::guided_gradcam::GuidedGradCam;
+use crate::localisation::GraphCutLocalisation;
 use crate::perturbation::ablation_cam::AblationCam;
 use crate::perturbation::occlusion::Occlusion;
 use crate::perturbation::rise::Rise;
@@ -38,7 +39,7 @@ fn module_doc(source: &str) -> String {
         .join("\n")
 }
 
-const SOURCES: [(&str, &str); 17] = [
+const SOURCES: [(&str, &str); 18] = [
     ("saliency", include_str!("gradient/saliency.rs")),
     ("input-x-gradient", include_str!("gradient/input_x_gradient.rs")),
     ("guided-backprop", include_str!("gradient/guided_backprop.rs")),
@@ -59,6 +60,7 @@ const SOURCES: [(&str, &str); 17] = [
     ("rise", include_str!("perturbation/rise.rs")),
     ("scorecam", include_str!("perturbation/score_cam.rs")),
     ("ablationcam", include_str!("perturbation/ablation_cam.rs")),
+    ("graphcut-loc", include_str!("localisation/graphcut.rs")),
 ];
 
 /// Every method, in the order `deepsight methods` lists them.
@@ -105,6 +107,8 @@ pub struct MethodOptions {
     pub batch_size: usize,
     /// Occlusion's options (its `batch_size` and `progress` are replaced by the ones here).
     pub occlusion: Occlusion,
+    /// GraphCut localisation's options and the model's colour normalisation.
+    pub graphcut: GraphCutLocalisation,
     /// RISE's options (its `seed`, `batch_size` and `progress` are replaced by the ones here).
     pub rise: Rise,
     /// Reports the progress of long methods.
@@ -123,6 +127,7 @@ impl Default for MethodOptions {
             batch_size: 16,
             occlusion: Occlusion::default(),
             rise: Rise::default(),
+            graphcut: GraphCutLocalisation::default(),
             progress: Progress::default(),
         }
     }
@@ -164,6 +169,7 @@ pub fn by_name_with(name: &str, o: &MethodOptions) -> Option<Box<dyn Explainer>>
             batch_size: o.batch_size,
             progress: o.progress.clone(),
         }),
+        "graphcut-loc" => Box::new(o.graphcut),
         "ablationcam" => Box::new(AblationCam {
             batch_size: o.batch_size,
             progress: o.progress.clone(),
