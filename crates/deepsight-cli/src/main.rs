@@ -4,6 +4,7 @@ mod bench;
 mod bench_heavy;
 mod classify;
 mod convert;
+mod evaluate;
 mod explain;
 mod extras;
 mod layers;
@@ -42,6 +43,8 @@ enum Command {
     Layers(layers::Args),
     /// Convert a PyTorch `.pth` state dict to `.safetensors` (never runs pickled code).
     Convert(convert::Args),
+    /// Evaluate explanation methods over a labelled image set by the papers' metrics.
+    Evaluate(evaluate::Args),
     /// Time forward and backward passes of the built-in models; print a Markdown table.
     Bench(bench::Args),
 }
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Classify(a) => classify::run(a),
         Command::Layers(a) => layers::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Evaluate(a) => evaluate::run(a),
         Command::Bench(a) => bench::run(a),
     };
     match result {

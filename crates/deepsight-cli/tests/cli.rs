@@ -436,3 +436,70 @@ fn explain_writes_montage_overlays_raw_maps_and_json() {
     let doc = ok(&["methods", "--explain", "gradcam"]);
     assert!(doc.contains("# Equation") && doc.contains("Selvaraju"), "{doc}");
 }
+
+#[test]
+fn evaluate_writes_the_table_and_resumes_without_recomputing() {
+    let data = shared().join("data/imagenet-val-1300");
+    let out = tmp("evaluate");
+    let run = |limit: &str| {
+        ok(&[
+            "evaluate",
+            "--data",
+            data.to_str().unwrap(),
+            "--limit",
+            limit,
+            "--methods",
+            "gradcam,saliency",
+            "--metrics",
+            "adic,pointing,localisation,deletion",
+            "--causal-step",
+            "5000",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let table = run("2");
+    assert!(
+        table.contains("| gradcam | 2 |") && table.contains("| saliency | 2 |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("AD/IC `lcam`") && table.contains("`torchray`"),
+        "profiles named: {table}"
+    );
+    let first = std::fs::read_to_string(out.join("records.jsonl")).unwrap();
+    assert_eq!(first.lines().count(), 4, "one record per (image, method)");
+    // A stop in the middle of a write leaves a cut line: it is dropped and redone.
+    let cut = &first[..first.len() - 40];
+    std::fs::write(out.join("records.jsonl"), cut).unwrap();
+    let table = run("3");
+    assert!(table.contains("| gradcam | 3 |"), "{table}");
+    let second = std::fs::read_to_string(out.join("records.jsonl")).unwrap();
+    let lines: Vec<&str> = second.lines().collect();
+    assert_eq!(lines.len(), 6);
+    // The three complete records of the first run are kept as they were (not recomputed).
+    for (a, b) in first.lines().take(3).zip(&lines) {
+        assert_eq!(a, *b);
+    }
+    for name in ["results.md", "results.csv", "results.json", "deletion.png"] {
+        assert!(out.join(name).exists(), "{name}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let gradcam = &json["methods"][0];
+    assert_eq!(gradcam["method"], "gradcam");
+    assert_eq!(gradcam["forward_passes"], 1.0);
+    assert!(gradcam["AD_keep100"].as_f64().unwrap() >= 0.0);
+    let err = fails(&["evaluate", "--data", "/nonexistent/list.txt"]);
+    assert!(err.contains("/nonexistent/list.txt"), "{err}");
+    let err = fails(&[
+        "evaluate",
+        "--data",
+        data.to_str().unwrap(),
+        "--methods",
+        "nomethod",
+        "--limit",
+        "1",
+    ]);
+    assert!(err.contains("--methods 'nomethod': unknown method"), "{err}");
+}

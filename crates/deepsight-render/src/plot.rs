@@ -72,9 +72,9 @@ pub fn line_plot(series: &[Series], title: &str, x_label: &str, y_label: &str, y
         ((left + pw) as f32, (top + ph) as f32),
         black,
     );
-    c.text(left, 8, title, 1, black);
+    c.text(left, 4, title, 1, black);
+    c.text(4, 16, y_label, 1, black);
     c.text(left + pw / 2 - x_label.len() * 4, height - 16, x_label, 1, black);
-    c.text(left + pw + 12, top + ph + 6, y_label, 1, black);
     for (k, s) in series.iter().enumerate() {
         let colour = COLOURS[k % COLOURS.len()];
         let n = s.values.len();

@@ -1,0 +1,354 @@
+//! `deepsight evaluate`: which explanation is faithful, over a labelled image set. Each metric is
+//! the named profile of a reference implementation (`deepsight_eval`), and every report says
+//! which. Results are appended per (image, method) to `records.jsonl` in the output folder, so a
+//! stopped run continues where it stopped.
+
+mod dataset;
+mod records;
+mod report;
+
+use crate::model_arg::ModelArgs;
+use anyhow::{Context, Result, bail};
+use deepsight_eval::adic::{self, AdIcProfile};
+use deepsight_eval::causal::{CausalMode, causal_curve};
+use deepsight_eval::road::{RoadOrder, road};
+use deepsight_eval::{Normaliser, localisation, pointing};
+use deepsight_explain::localisation::GraphCutLocalisation;
+use deepsight_explain::registry::{MethodOptions, by_name_with, methods};
+use deepsight_explain::{Explainer, Explanation, Map, Request, Score};
+use deepsight_runtime::{Classifier, LayeredClassifier, Tensor, to_vec};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The metrics `evaluate` computes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Metric {
+    /// Average Drop / Increase in Confidence at keep 100%, 50%, 15% (profile lcam or pgc).
+    Adic,
+    /// Deletion AUC and curve (profile rise).
+    Deletion,
+    /// Insertion AUC and curve (profile rise).
+    Insertion,
+    /// Pointing game for the ground-truth class, with the centre baseline (profile torchray).
+    Pointing,
+    /// Top-1 localisation error: box from the map at 15% of its max, IoU >= 0.5 (ILSVRC).
+    Localisation,
+    /// ROAD MoRF and LeRF with noisy linear imputation (profile road).
+    Road,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AdIcProfileArg {
+    /// L-CAM's evaluation code (relative drop, the map multiplies the [0, 1] image).
+    Lcam,
+    /// pytorch-grad-cam's (absolute drop, the map multiplies the normalised tensor).
+    Pgc,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A folder with `dataset.txt` (and optionally `annotations.json`), or the list file.
+    #[arg(long)]
+    data: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Methods to evaluate (`deepsight methods` lists them).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "gradcam,gradcam++,saliency,guided-backprop"
+    )]
+    methods: Vec<String>,
+    /// Metrics to compute.
+    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [Metric::Adic, Metric::Pointing, Metric::Localisation])]
+    metrics: Vec<Metric>,
+    /// Evaluate only the first N images of the list.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Output folder: records.jsonl (resumable), results.{md,csv,json}, deletion/insertion plots.
+    #[arg(long, default_value = "deepsight-eval")]
+    out: PathBuf,
+    /// Images per forward pass inside the metrics and the many-pass methods.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// AD/IC profile.
+    #[arg(long, value_enum, default_value_t = AdIcProfileArg::Lcam)]
+    adic_profile: AdIcProfileArg,
+    /// Pixels per deletion / insertion step (the RISE code's 224 at 224x224).
+    #[arg(long, default_value_t = 224)]
+    causal_step: usize,
+    /// Seed of the methods' and ROAD's random choices.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+const KEEPS: [f32; 3] = [1.0, 0.5, 0.15];
+
+/// The map the metrics rank: per-channel attributions (guided backprop, gradient x input) as the
+/// max over channels of their absolute values (Simonyan's convention); one-channel maps as they are.
+fn one_channel(m: &Map) -> Map {
+    if m.channels == 1 {
+        m.clone()
+    } else {
+        m.max_abs_over_channels()
+    }
+}
+
+fn top1(logits: &[f32]) -> usize {
+    (0..logits.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b })
+}
+
+pub fn run(a: Args) -> Result<()> {
+    if a.batch_size == 0 || a.causal_step == 0 {
+        bail!("--batch-size and --causal-step must be at least 1");
+    }
+    let items = dataset::load(&a.data, a.limit)?;
+    let known: Vec<&str> = methods().iter().map(|m| m.name).collect();
+    let loaded = a.model.load()?;
+    let options = MethodOptions {
+        seed: a.seed,
+        batch_size: a.batch_size,
+        graphcut: GraphCutLocalisation {
+            colour: GraphCutLocalisation::colour_of_normalisation(loaded.pipeline.mean, loaded.pipeline.std),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let explainers: Vec<Box<dyn Explainer>> = a
+        .methods
+        .iter()
+        .map(|n| {
+            by_name_with(n, &options)
+                .with_context(|| format!("--methods '{n}': unknown method (known: {})", known.join(", ")))
+        })
+        .collect::<Result<_>>()?;
+    let needs_boxes = a
+        .metrics
+        .iter()
+        .any(|m| matches!(m, Metric::Pointing | Metric::Localisation));
+    if needs_boxes && items.iter().all(|i| i.boxes.is_none()) {
+        bail!(
+            "--metrics pointing/localisation need ground-truth boxes: no annotations.json beside '{}'",
+            a.data.display()
+        );
+    }
+    let model = &loaded.model;
+    let normaliser = Normaliser {
+        mean: loaded.pipeline.mean,
+        std: loaded.pipeline.std,
+    };
+    let profile = match a.adic_profile {
+        AdIcProfileArg::Lcam => AdIcProfile::Lcam,
+        AdIcProfileArg::Pgc => AdIcProfile::Pgc,
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create '{}'", a.out.display()))?;
+    let mut records = records::Records::open(&a.out.join("records.jsonl"))?;
+    let todo: Vec<&dataset::Item> = items
+        .iter()
+        .filter(|it| explainers.iter().any(|e| !records.is_done(&it.name, e.name())))
+        .collect();
+    let bar = indicatif::ProgressBar::new(todo.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} images, {elapsed} (ETA {eta}) {msg}")
+            .expect("valid template"),
+    );
+    if todo.len() < items.len() {
+        eprintln!(
+            "resuming: {} of {} images already evaluated in '{}'",
+            items.len() - todo.len(),
+            items.len(),
+            a.out.join("records.jsonl").display()
+        );
+    }
+    let ctx = Ctx {
+        model,
+        normaliser,
+        profile,
+        metrics: &a.metrics,
+        batch_size: a.batch_size,
+        causal_step: a.causal_step,
+        seed: a.seed,
+    };
+    for item in todo {
+        bar.set_message(item.name.clone());
+        let image = loaded
+            .pipeline
+            .load_batch(&[item.path.as_path()], &model.device())
+            .with_context(|| format!("'{}'", item.path.display()))?;
+        let pending: Vec<&dyn Explainer> = explainers
+            .iter()
+            .map(|e| e.as_ref())
+            .filter(|e| !records.is_done(&item.name, e.name()))
+            .collect();
+        for r in ctx.evaluate_image(item, image, &pending)? {
+            records.push(r)?;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    report::write(
+        &a.out,
+        &records.all,
+        &a.metrics,
+        &a.methods,
+        profile,
+        items.len(),
+        &loaded.description,
+    )
+}
+
+struct Ctx<'a> {
+    model: &'a dyn LayeredClassifier,
+    normaliser: Normaliser,
+    profile: AdIcProfile,
+    metrics: &'a [Metric],
+    batch_size: usize,
+    causal_step: usize,
+    seed: u64,
+}
+
+impl Ctx<'_> {
+    fn has(&self, m: Metric) -> bool {
+        self.metrics.contains(&m)
+    }
+
+    /// Every pending method's record for one image.
+    fn evaluate_image(
+        &self,
+        item: &dataset::Item,
+        image: Tensor<4>,
+        methods: &[&dyn Explainer],
+    ) -> Result<Vec<serde_json::Value>> {
+        let dims = image.dims();
+        let [_, c, h, w] = dims;
+        let x = to_vec(image.clone());
+        let x01: Vec<f32> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (v * self.normaliser.std[i / (h * w)] + self.normaliser.mean[i / (h * w)]) / 255.0)
+            .collect();
+        let logits = to_vec(self.model.logits(image.clone())?);
+        let class = top1(&logits);
+        let request = |class: usize| Request {
+            images: image.clone(),
+            classes: vec![class],
+            score: Score::Logit,
+            layer: None,
+        };
+        let mut out = Vec::new();
+        let mut maps: Vec<Map> = Vec::new();
+        for e in methods {
+            let started = Instant::now();
+            let ex: Explanation = e
+                .explain(self.model, &request(class))
+                .with_context(|| format!("{}: {}", item.name, e.name()))?;
+            let seconds = started.elapsed().as_secs_f64();
+            let map = one_channel(&ex.maps[0]);
+            let mut r = json!({
+                "image": item.name, "method": e.name(), "label": item.label, "class": class,
+                "forward_passes": ex.passes.forward, "backward_passes": ex.passes.backward,
+                "seconds": seconds,
+            });
+            let mut metric_passes = 0;
+            if let Some((size, boxes)) = &item.boxes {
+                let size_hw = [size[1], size[0]];
+                if self.has(Metric::Localisation) {
+                    let pred = match ex.extra.iter().find(|x| x.name == "box") {
+                        Some(b) if b.maps[0].data.len() == 4 && b.maps[0].data[0] >= 0.0 => {
+                            // A box at the model's input size, scaled to the stored image.
+                            let d = &b.maps[0].data;
+                            let (sx, sy) = (size[0] as f32 / w as f32, size[1] as f32 / h as f32);
+                            [d[0] * sx, d[1] * sy, d[2] * sx, d[3] * sy]
+                        }
+                        _ => localisation::checked_box_from_map(&map, size_hw, 0.15)?,
+                    };
+                    let correct = class == item.label && localisation::localised(pred, boxes);
+                    r["box"] = json!(pred);
+                    r["localised"] = json!(correct);
+                }
+                if self.has(Metric::Pointing) {
+                    let gt_map = if item.label == class {
+                        map.clone()
+                    } else {
+                        let gt = e.explain(self.model, &request(item.label))?;
+                        r["forward_passes_ground_truth"] = json!(gt.passes.forward);
+                        one_channel(&gt.maps[0])
+                    };
+                    let p = pointing::checked_point(&gt_map, size_hw)?;
+                    r["pointing_hit"] = json!(pointing::is_hit(p, boxes, size_hw, 15.0));
+                    let centre = pointing::centre(size_hw);
+                    r["centre_hit"] = json!(pointing::is_hit(centre, boxes, size_hw, 15.0));
+                }
+            }
+            for (mode, metric, name) in [
+                (CausalMode::Deletion, Metric::Deletion, "deletion"),
+                (CausalMode::Insertion, Metric::Insertion, "insertion"),
+            ] {
+                if self.has(metric) {
+                    let (curve, passes) = causal_curve(
+                        self.model,
+                        &x,
+                        [c, h, w],
+                        &map,
+                        class,
+                        mode,
+                        self.causal_step,
+                        self.batch_size,
+                    )?;
+                    metric_passes += passes;
+                    r[format!("{name}_auc")] = json!(curve.auc);
+                    r[format!("{name}_curve")] = json!(curve.scores);
+                }
+            }
+            if self.has(Metric::Road) {
+                for (order, name) in [
+                    (RoadOrder::MostRelevantFirst, "road_morf"),
+                    (RoadOrder::LeastRelevantFirst, "road_lerf"),
+                ] {
+                    let (curve, passes) = road(
+                        self.model,
+                        &x,
+                        [c, h, w],
+                        &map,
+                        class,
+                        order,
+                        self.seed,
+                        self.batch_size,
+                    )?;
+                    metric_passes += passes;
+                    r[name] = json!(curve.scores);
+                }
+            }
+            r["metric_passes"] = json!(metric_passes);
+            maps.push(map);
+            out.push(r);
+        }
+        if self.has(Metric::Adic) && !maps.is_empty() {
+            // Every method's map of this image in one batch per keep level.
+            let n = maps.len();
+            let images: Vec<f32> = (0..n).flat_map(|_| x01.iter().copied()).collect();
+            let classes = vec![class; n];
+            for keep in KEEPS {
+                let (conf, passes) = adic::confidences(
+                    self.model,
+                    &images,
+                    [n, c, h, w],
+                    self.normaliser,
+                    &maps,
+                    &classes,
+                    keep,
+                    self.profile,
+                )?;
+                let tag = format!("keep{}", (keep * 100.0).round() as u32);
+                for (r, cf) in out.iter_mut().zip(conf) {
+                    r[format!("{tag}_y")] = json!(cf.y);
+                    r[format!("{tag}_o")] = json!(cf.o);
+                    let mp = r["metric_passes"].as_u64().unwrap_or(0) as usize;
+                    r["metric_passes"] = json!(mp + passes / n);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,223 @@
+//! The evaluation report: one row per method, one column per metric, the profile of each metric
+//! named in the header; Markdown, CSV and JSON, and plots of the mean deletion / insertion curves.
+
+use super::{KEEPS, Metric};
+use anyhow::Result;
+use deepsight_eval::adic::{AdIcProfile, Confidence, average_drop, increase_in_confidence};
+use deepsight_eval::pointing::PointingGame;
+use deepsight_models::write_atomic;
+use deepsight_render::{Series, line_plot};
+use serde_json::{Value, json};
+use std::path::Path;
+
+fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    (n > 0).then(|| s / n as f64)
+}
+
+fn mean_curve(rows: &[&Value], key: &str) -> Option<Vec<f32>> {
+    let curves: Vec<Vec<f32>> = rows
+        .iter()
+        .filter_map(|r| r[key].as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_f64()).map(|v| v as f32).collect())
+        .collect();
+    let len = curves.first()?.len();
+    let curves: Vec<&Vec<f32>> = curves.iter().filter(|c| c.len() == len).collect();
+    Some(
+        (0..len)
+            .map(|i| curves.iter().map(|c| c[i]).sum::<f32>() / curves.len() as f32)
+            .collect(),
+    )
+}
+
+/// Writes results.{md,csv,json} and the curve plots from every record.
+pub fn write(
+    out: &Path,
+    records: &[Value],
+    metrics: &[Metric],
+    methods: &[String],
+    profile: AdIcProfile,
+    images: usize,
+    model: &str,
+) -> Result<()> {
+    let mut columns: Vec<String> = vec!["method".into(), "images".into()];
+    let has = |m: Metric| metrics.contains(&m);
+    if has(Metric::Adic) {
+        for k in KEEPS {
+            let p = (k * 100.0).round();
+            columns.push(format!("AD {p}% (lower is better)"));
+            columns.push(format!("IC {p}% (higher is better)"));
+        }
+    }
+    if has(Metric::Deletion) {
+        columns.push("deletion AUC (lower)".into());
+    }
+    if has(Metric::Insertion) {
+        columns.push("insertion AUC (higher)".into());
+    }
+    if has(Metric::Pointing) {
+        columns.push("pointing game % (centre baseline %)".into());
+    }
+    if has(Metric::Localisation) {
+        columns.push("top-1 loc. error %".into());
+    }
+    if has(Metric::Road) {
+        columns.push("ROAD MoRF mean (lower)".into());
+        columns.push("ROAD LeRF mean (higher)".into());
+    }
+    columns.extend(
+        [
+            "forward passes / expl.",
+            "backward passes / expl.",
+            "metric passes / image",
+            "s / expl.",
+        ]
+        .map(String::from),
+    );
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let mut json_rows = Vec::new();
+    let mut deletion = Vec::new();
+    let mut insertion = Vec::new();
+    for method in methods {
+        let rows: Vec<&Value> = records
+            .iter()
+            .filter(|r| r["method"] == method.as_str())
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let mut row = vec![method.clone(), rows.len().to_string()];
+        let mut j = json!({"method": method, "images": rows.len()});
+        let f = |key: &str| mean(rows.iter().filter_map(|r| r[key].as_f64()));
+        if has(Metric::Adic) {
+            for k in KEEPS {
+                let tag = format!("keep{}", (k * 100.0).round() as u32);
+                let c: Vec<Confidence> = rows
+                    .iter()
+                    .filter_map(|r| {
+                        Some(Confidence {
+                            y: r[format!("{tag}_y")].as_f64()? as f32,
+                            o: r[format!("{tag}_o")].as_f64()? as f32,
+                        })
+                    })
+                    .collect();
+                let (ad, ic) = (average_drop(&c, profile), increase_in_confidence(&c));
+                row.push(format!("{ad:.2}"));
+                row.push(format!("{ic:.2}"));
+                j[format!("AD_{tag}")] = json!(ad);
+                j[format!("IC_{tag}")] = json!(ic);
+            }
+        }
+        for (metric, key, plot) in [
+            (Metric::Deletion, "deletion", &mut deletion),
+            (Metric::Insertion, "insertion", &mut insertion),
+        ] {
+            if has(metric) {
+                let auc = f(&format!("{key}_auc"));
+                row.push(auc.map_or("-".into(), |v| format!("{v:.4}")));
+                j[format!("{key}_auc")] = json!(auc);
+                if let Some(c) = mean_curve(&rows, &format!("{key}_curve")) {
+                    plot.push(Series {
+                        label: method.clone(),
+                        values: c,
+                    });
+                }
+            }
+        }
+        if has(Metric::Pointing) {
+            let (mut game, mut centre) = (PointingGame::default(), PointingGame::default());
+            for r in &rows {
+                let label = r["label"].as_u64().unwrap_or(0) as usize;
+                if let (Some(h), Some(c)) = (r["pointing_hit"].as_bool(), r["centre_hit"].as_bool()) {
+                    game.add(label, h);
+                    centre.add(label, c);
+                }
+            }
+            let (s, c) = (100.0 * game.score(), 100.0 * centre.score());
+            row.push(format!("{s:.2} ({c:.2})"));
+            j["pointing_game"] = json!(s);
+            j["pointing_centre_baseline"] = json!(c);
+        }
+        if has(Metric::Localisation) {
+            let ok = mean(
+                rows.iter()
+                    .filter_map(|r| r["localised"].as_bool())
+                    .map(|b| b as u8 as f64),
+            );
+            let err = ok.map(|v| 100.0 * (1.0 - v));
+            row.push(err.map_or("-".into(), |v| format!("{v:.2}")));
+            j["top1_localisation_error"] = json!(err);
+        }
+        if has(Metric::Road) {
+            for key in ["road_morf", "road_lerf"] {
+                let m = mean_curve(&rows, key).map(|c| c.iter().sum::<f32>() / c.len().max(1) as f32);
+                row.push(m.map_or("-".into(), |v| format!("{v:.4}")));
+                j[key] = json!(m);
+            }
+        }
+        for key in ["forward_passes", "backward_passes", "metric_passes", "seconds"] {
+            let v = f(key);
+            row.push(v.map_or("-".into(), |v| {
+                if key == "seconds" {
+                    format!("{v:.3}")
+                } else {
+                    format!("{v:.1}")
+                }
+            }));
+            j[key] = json!(v);
+        }
+        table.push(row);
+        json_rows.push(j);
+    }
+    let profiles = format!(
+        "profiles: AD/IC `{}` (class = clean top-1; keep 100/50/15%), deletion/insertion `rise` (softmax, stable \
+         descending order, step as --causal-step), pointing game `torchray` (ground-truth class, 15 px), \
+         localisation ILSVRC top-1 (box of the largest component above 15% of the map's max, IoU >= 0.5), ROAD `road` \
+         (noisy linear imputation, fractions 0.1..0.9)",
+        match profile {
+            AdIcProfile::Lcam => "lcam",
+            AdIcProfile::Pgc => "pgc",
+        }
+    );
+    let mut md = format!("# DeepSight evaluation\n\nmodel: {model}; {images} images\n\n{profiles}\n\n");
+    md += &format!(
+        "| {} |\n|{}|\n",
+        columns.join(" | "),
+        vec!["---"; columns.len()].join("|")
+    );
+    for r in &table {
+        md += &format!("| {} |\n", r.join(" | "));
+    }
+    write_atomic(&out.join("results.md"), md.as_bytes())?;
+    let csv_cell = |s: &String| {
+        if s.contains(',') {
+            format!("\"{s}\"")
+        } else {
+            s.clone()
+        }
+    };
+    let mut csv = columns.iter().map(csv_cell).collect::<Vec<_>>().join(",") + "\n";
+    for r in &table {
+        csv += &(r.iter().map(csv_cell).collect::<Vec<_>>().join(",") + "\n");
+    }
+    write_atomic(&out.join("results.csv"), csv.as_bytes())?;
+    let doc = json!({"model": model, "images": images, "profiles": profiles, "methods": json_rows});
+    write_atomic(
+        &out.join("results.json"),
+        serde_json::to_string_pretty(&doc)?.as_bytes(),
+    )?;
+    for (name, series) in [("deletion", deletion), ("insertion", insertion)] {
+        if !series.is_empty() {
+            let pic = line_plot(
+                &series,
+                &format!("mean {name} curve"),
+                "fraction of pixels",
+                "p(class)",
+                1.0,
+            );
+            write_atomic(&out.join(format!("{name}.png")), &pic.png())?;
+        }
+    }
+    println!("{md}");
+    Ok(())
+}
