@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use deepsight_eval::adic::{self, AdIcProfile};
 use deepsight_eval::causal::{CausalMode, causal_curve};
 use deepsight_eval::road::{RoadOrder, road};
+use deepsight_eval::sanity::cascading_randomisation;
 use deepsight_eval::{Normaliser, localisation, pointing};
 use deepsight_explain::localisation::GraphCutLocalisation;
 use deepsight_explain::registry::{MethodOptions, by_name_with, methods};
@@ -36,6 +37,8 @@ pub enum Metric {
     Localisation,
     /// ROAD MoRF and LeRF with noisy linear imputation (profile road).
     Road,
+    /// Sanity check: Spearman correlation with the maps of cascadingly randomised models (Adebayo et al.).
+    Sanity,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -78,6 +81,12 @@ pub struct Args {
     /// Pixels per deletion / insertion step (the RISE code's 224 at 224x224).
     #[arg(long, default_value_t = 224)]
     causal_step: usize,
+    /// Sanity check: how many weighted layers to randomise, from the top, one more per step.
+    #[arg(long, default_value_t = 8)]
+    sanity_depth: usize,
+    /// RISE: random masks per image.
+    #[arg(long, default_value_t = 4000)]
+    rise_masks: usize,
     /// Seed of the methods' and ROAD's random choices.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -109,6 +118,10 @@ pub fn run(a: Args) -> Result<()> {
     let options = MethodOptions {
         seed: a.seed,
         batch_size: a.batch_size,
+        rise: deepsight_explain::perturbation::rise::Rise {
+            masks: a.rise_masks,
+            ..Default::default()
+        },
         graphcut: GraphCutLocalisation {
             colour: GraphCutLocalisation::colour_of_normalisation(loaded.pipeline.mean, loaded.pipeline.std),
             ..Default::default()
@@ -163,6 +176,8 @@ pub fn run(a: Args) -> Result<()> {
     }
     let ctx = Ctx {
         model,
+        graph_model: model,
+        sanity_depth: a.sanity_depth,
         normaliser,
         profile,
         metrics: &a.metrics,
@@ -200,6 +215,8 @@ pub fn run(a: Args) -> Result<()> {
 
 struct Ctx<'a> {
     model: &'a dyn LayeredClassifier,
+    graph_model: &'a deepsight_runtime::GraphModel,
+    sanity_depth: usize,
     normaliser: Normaliser,
     profile: AdIcProfile,
     metrics: &'a [Metric],
@@ -319,6 +336,18 @@ impl Ctx<'_> {
                     metric_passes += passes;
                     r[name] = json!(curve.scores);
                 }
+            }
+            if self.has(Metric::Sanity) {
+                let (steps, passes) = cascading_randomisation(
+                    self.graph_model,
+                    &request(class),
+                    *e,
+                    self.seed,
+                    Some(self.sanity_depth),
+                )?;
+                metric_passes += passes;
+                r["sanity_layers"] = json!(steps.iter().map(|s| s.layer.clone()).collect::<Vec<_>>());
+                r["sanity_spearman"] = json!(steps.iter().map(|s| s.spearman).collect::<Vec<_>>());
             }
             r["metric_passes"] = json!(metric_passes);
             maps.push(map);

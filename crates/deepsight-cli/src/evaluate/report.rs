@@ -188,6 +188,9 @@ pub fn write(
     for r in &table {
         md += &format!("| {} |\n", r.join(" | "));
     }
+    if has(Metric::Sanity) {
+        md += &sanity_table(records, methods, &mut json_rows);
+    }
     write_atomic(&out.join("results.md"), md.as_bytes())?;
     let csv_cell = |s: &String| {
         if s.contains(',') {
@@ -220,4 +223,47 @@ pub fn write(
     }
     println!("{md}");
     Ok(())
+}
+
+/// Mean Spearman correlation per randomisation depth (Adebayo et al.'s cascading randomisation:
+/// the layers named are randomised from the top down, cumulatively); a faithful method falls.
+fn sanity_table(records: &[Value], methods: &[String], json_rows: &mut [Value]) -> String {
+    let mut md = String::from(
+        "\nSanity check (Spearman rank correlation of |map| with the trained model's, per cumulative randomisation depth):\n\n",
+    );
+    let mut header_done = false;
+    for method in methods {
+        let Some(j) = json_rows.iter_mut().find(|j| j["method"] == method.as_str()) else {
+            continue;
+        };
+        let rows: Vec<&Value> = records
+            .iter()
+            .filter(|r| r["method"] == method.as_str() && r["sanity_spearman"].is_array())
+            .collect();
+        let Some(first) = rows.first() else { continue };
+        let layers: Vec<String> = first["sanity_layers"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        let means = mean_curve(&rows, "sanity_spearman").unwrap_or_default();
+        if !header_done {
+            md += &format!(
+                "| method | {} |\n|---|{}\n",
+                layers.join(" | "),
+                "---|".repeat(layers.len())
+            );
+            header_done = true;
+        }
+        md += &format!(
+            "| {method} | {} |\n",
+            means
+                .iter()
+                .map(|v| format!("{v:.3}"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        j["sanity_layers"] = json!(layers);
+        j["sanity_spearman"] = json!(means);
+    }
+    md
 }
