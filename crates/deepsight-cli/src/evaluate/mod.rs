@@ -213,6 +213,31 @@ pub fn run(a: Args) -> Result<()> {
     )
 }
 
+/// The model fed images in [0, 1]: ROAD imputes there, as its reference code does (its noise of
+/// 0.01 is in [0, 1] units), and the model sees them normalised.
+struct InUnitRange<'a>(&'a dyn LayeredClassifier, Normaliser);
+
+impl Classifier for InUnitRange<'_> {
+    fn num_classes(&self) -> usize {
+        self.0.num_classes()
+    }
+    fn device(&self) -> deepsight_runtime::Device {
+        self.0.device()
+    }
+    fn logits(&self, images: Tensor<4>) -> deepsight_runtime::Result<Tensor<2>> {
+        let dims = images.dims();
+        let per = dims[1] * dims[2] * dims[3];
+        let x: Vec<f32> = to_vec(images)
+            .chunks(per)
+            .flat_map(|im| self.1.apply(im))
+            .collect();
+        self.0.logits(Tensor::from_data(
+            deepsight_runtime::TensorData::new(x, dims),
+            &self.0.device(),
+        ))
+    }
+}
+
 struct Ctx<'a> {
     model: &'a dyn LayeredClassifier,
     graph_model: &'a deepsight_runtime::GraphModel,
@@ -324,8 +349,8 @@ impl Ctx<'_> {
                     (RoadOrder::LeastRelevantFirst, "road_lerf"),
                 ] {
                     let (curve, passes) = road(
-                        self.model,
-                        &x,
+                        &InUnitRange(self.model, self.normaliser),
+                        &x01,
                         [c, h, w],
                         &map,
                         class,

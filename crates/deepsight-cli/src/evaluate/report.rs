@@ -173,7 +173,7 @@ pub fn write(
         "profiles: AD/IC `{}` (class = clean top-1; keep 100/50/15%), deletion/insertion `rise` (softmax, stable \
          descending order, step as --causal-step), pointing game `torchray` (ground-truth class, 15 px), \
          localisation ILSVRC top-1 (box of the largest component above 15% of the map's max, IoU >= 0.5), ROAD `road` \
-         (noisy linear imputation, fractions 0.1..0.9)",
+         (noisy linear imputation of the [0, 1] image, noise 0.01, fractions 0.1..0.9)",
         match profile {
             AdIcProfile::Lcam => "lcam",
             AdIcProfile::Pgc => "pgc",
