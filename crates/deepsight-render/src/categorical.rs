@@ -4,7 +4,7 @@
 use crate::canvas::Canvas;
 
 /// Distinct colours (Tableau 10), reused cyclically past ten categories.
-const PALETTE: [[u8; 3]; 10] = [
+pub(crate) const PALETTE: [[u8; 3]; 10] = [
     [31, 119, 180],
     [255, 127, 14],
     [44, 160, 44],

@@ -2,6 +2,7 @@
 //! no plotting crate needed, so the binary stays self-contained.
 
 use crate::canvas::Canvas;
+use crate::categorical::PALETTE;
 
 /// One curve: its legend label and its y values at evenly spaced x in `[0, 1]`.
 #[derive(Debug, Clone)]
@@ -9,17 +10,6 @@ pub struct Series {
     pub label: String,
     pub values: Vec<f32>,
 }
-
-const COLOURS: [[u8; 3]; 8] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [23, 190, 207],
-];
 
 /// A `width x height` plot of `series` over x in `[0, 1]` and y in `[0, y_max]`, with axes, ticks
 /// at tenths, `title`, axis labels and a legend.
@@ -76,7 +66,7 @@ pub fn line_plot(series: &[Series], title: &str, x_label: &str, y_label: &str, y
     c.text(4, 16, y_label, 1, black);
     c.text(left + pw / 2 - x_label.len() * 4, height - 16, x_label, 1, black);
     for (k, s) in series.iter().enumerate() {
-        let colour = COLOURS[k % COLOURS.len()];
+        let colour = PALETTE[k % PALETTE.len()];
         let n = s.values.len();
         for i in 1..n {
             let a = to_px((i - 1) as f32 / (n - 1) as f32, s.values[i - 1]);

@@ -26,7 +26,7 @@
 //! upstream values, so for the last feature map it costs the head alone; pytorch-grad-cam re-runs
 //! the whole network. Those passes are still counted as forward passes.
 
-use super::{check_classes, score_of, weighted_sum};
+use super::{check_request, score_of, weighted_sum};
 use crate::{ExplainError, Explainer, Explanation, Map, Passes, Progress, Request, Result};
 use deepsight_runtime::{LayeredClassifier, Resume, Tensor, TensorData, to_vec};
 
@@ -110,13 +110,7 @@ impl Explainer for AblationCam {
     }
 
     fn explain(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Explanation> {
-        if self.batch_size == 0 {
-            return Err(ExplainError::Invalid {
-                method: NAME,
-                reason: "the batch size must be at least 1".into(),
-            });
-        }
-        check_classes(model, request)?;
+        check_request(model, request, NAME, self.batch_size)?;
         let layer = request.layer_of(model, NAME)?;
         let [n, _, height, width] = request.images.dims();
         let resume = model.resume(request.images.clone(), &layer)?;

@@ -9,6 +9,22 @@ pub mod score_cam;
 use crate::{Map, Request, Result, Score};
 use deepsight_runtime::{Classifier, RuntimeError, Tensor, TensorData, to_vec};
 
+/// Refuses a zero batch size and a target list that does not fit the batch or the model's classes.
+pub(crate) fn check_request(
+    model: &dyn Classifier,
+    request: &Request,
+    method: &'static str,
+    batch_size: usize,
+) -> Result<()> {
+    if batch_size == 0 {
+        return Err(crate::ExplainError::Invalid {
+            method,
+            reason: "the batch size must be at least 1".into(),
+        });
+    }
+    check_classes(model, request)
+}
+
 /// Refuses a target list that does not fit the batch or the model's classes.
 pub(crate) fn check_classes(model: &dyn Classifier, request: &Request) -> Result<()> {
     let batch = request.images.dims()[0];

@@ -29,7 +29,7 @@
 //! the layer, one per non-constant channel per image (batched, `batch_size` images per forward),
 //! and one for the zero image when any channel is constant.
 
-use super::{check_classes, logits_rows, score_of, softmax, weighted_sum};
+use super::{check_request, logits_rows, score_of, softmax, weighted_sum};
 use crate::{ExplainError, Explainer, Explanation, Map, Passes, Progress, Request, Result};
 use deepsight_runtime::{LayeredClassifier, to_vec};
 
@@ -123,13 +123,7 @@ impl Explainer for ScoreCam {
     }
 
     fn explain(&self, model: &dyn LayeredClassifier, request: &Request) -> Result<Explanation> {
-        if self.batch_size == 0 {
-            return Err(ExplainError::Invalid {
-                method: NAME,
-                reason: "the batch size must be at least 1".into(),
-            });
-        }
-        check_classes(model, request)?;
+        check_request(model, request, NAME, self.batch_size)?;
         let layer = request.layer_of(model, NAME)?;
         let [n, c, height, width] = request.images.dims();
         let capture = model.capture(request.images.clone(), &[&layer], false)?;
