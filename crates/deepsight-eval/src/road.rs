@@ -127,7 +127,7 @@ pub fn road(
 ) -> Result<(RoadCurve, usize)> {
     let ranking = check_and_rank(model, image, dims, map, class)?;
     let mut images = vec![image.to_vec()];
-    images.extend(imputed_steps(image, dims, &ranking, order, seed));
+    images.extend(imputed_steps(image, dims, &ranking, order, seed)?);
     let scores = probabilities(model, &images, dims, class, batch_size)?;
     Ok((curve(scores), images.len()))
 }
@@ -146,7 +146,7 @@ pub fn road_morf_lerf(
     let ranking = check_and_rank(model, image, dims, map, class)?;
     let mut images = vec![image.to_vec()];
     for order in [RoadOrder::MostRelevantFirst, RoadOrder::LeastRelevantFirst] {
-        images.extend(imputed_steps(image, dims, &ranking, order, seed));
+        images.extend(imputed_steps(image, dims, &ranking, order, seed)?);
     }
     let scores = probabilities(model, &images, dims, class, batch_size)?;
     let clean = scores[0];
@@ -243,7 +243,7 @@ fn imputed_steps(
     relevance: &[f32],
     order: RoadOrder,
     seed: u64,
-) -> Vec<Vec<f32>> {
+) -> Result<Vec<Vec<f32>>> {
     let n = dims[1] * dims[2];
     let ranked = removal_order(relevance, order);
     let masks: Vec<(Vec<bool>, u64)> = (1..=STEPS)
@@ -257,6 +257,8 @@ fn imputed_steps(
         })
         .collect();
     parallel_map(&masks, |(removed, s)| impute(image, dims, removed, *s))
+        .into_iter()
+        .collect()
 }
 
 /// Runs `f` over `items` on the available cores, keeping the order.
@@ -320,8 +322,8 @@ fn probabilities(
 
 /// Noisy linear imputation of the `removed` pixels (`H * W` flags, row-major) of `image`
 /// (`[C, H, W]` = `dims`), with noise of standard deviation [`NOISE_STD`] drawn from `seed`.
-/// Known pixels are returned unchanged. Panics if the lengths do not match `dims`.
-pub fn impute(image: &[f32], dims: [usize; 3], removed: &[bool], seed: u64) -> Vec<f32> {
+/// Known pixels are returned unchanged. Lengths that do not match `dims` are refused.
+pub fn impute(image: &[f32], dims: [usize; 3], removed: &[bool], seed: u64) -> Result<Vec<f32>> {
     impute_with_noise(image, dims, removed, seed, NOISE_STD)
 }
 
@@ -332,10 +334,18 @@ pub fn impute_with_noise(
     removed: &[bool],
     seed: u64,
     noise_std: f32,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
     let [c, h, w] = dims;
-    assert_eq!(image.len(), c * h * w, "the image must be [C, H, W] = {dims:?}");
-    assert_eq!(removed.len(), h * w, "one removal flag per pixel");
+    if image.len() != c * h * w || removed.len() != h * w {
+        return Err(EvalError::Invalid {
+            metric: "road",
+            reason: format!(
+                "imputation of {} values with {} removal flags does not fit [C, H, W] = {dims:?}",
+                image.len(),
+                removed.len()
+            ),
+        });
+    }
     let system = System::new(removed, h, w);
     let mut out = image.to_vec();
     let mut rng = SplitMix64::new(seed);
@@ -352,7 +362,7 @@ pub fn impute_with_noise(
             dst[p] = (v + noise) as f32;
         }
     }
-    out
+    Ok(out)
 }
 
 /// Neighbour weights: 1/6 for the 4 edge neighbours, 1/12 for the 4 diagonal ones.

@@ -121,7 +121,7 @@ fn linear_ramp_with_a_hole_is_reproduced() {
         .collect();
     let n_removed = removed.iter().filter(|&&r| r).count();
     assert!(n_removed > 150, "{n_removed}");
-    let out = impute_with_noise(&image, dims, &removed, 0, 0.0);
+    let out = impute_with_noise(&image, dims, &removed, 0, 0.0).unwrap();
     let worst = image
         .iter()
         .zip(&out)
@@ -138,7 +138,7 @@ fn imputed_pixels_satisfy_the_neighbour_mean_equation_and_known_pixels_stay() {
     // 70% removed at random, and the whole first row, so that border pixels are imputed too.
     let mut removed = random_mask("equation", h * w, 0.7);
     removed[..w].iter_mut().for_each(|r| *r = true);
-    let out = impute_with_noise(&image, dims, &removed, 0, 0.0);
+    let out = impute_with_noise(&image, dims, &removed, 0, 0.0).unwrap();
     let mut worst = 0.0f64;
     for ch in 0..c {
         let plane = &out[ch * h * w..(ch + 1) * h * w];
@@ -168,8 +168,8 @@ fn noise_has_the_reference_scale_and_follows_the_seed() {
     let [c, h, w] = dims;
     let image = random_image("noise", dims);
     let removed = random_mask("noise", h * w, 0.8);
-    let exact = impute_with_noise(&image, dims, &removed, 0, 0.0);
-    let noisy = impute(&image, dims, &removed, 42);
+    let exact = impute_with_noise(&image, dims, &removed, 0, 0.0).unwrap();
+    let noisy = impute(&image, dims, &removed, 42).unwrap();
     let mut diffs = Vec::new();
     for ch in 0..c {
         for (p, &gone) in removed.iter().enumerate() {
@@ -189,12 +189,12 @@ fn noise_has_the_reference_scale_and_follows_the_seed() {
     assert!(mean.abs() < 0.0005, "mean {mean}");
     assert_eq!(
         noisy,
-        impute(&image, dims, &removed, 42),
+        impute(&image, dims, &removed, 42).unwrap(),
         "the same seed gives the same noise"
     );
     assert_ne!(
         noisy,
-        impute(&image, dims, &removed, 43),
+        impute(&image, dims, &removed, 43).unwrap(),
         "another seed, other noise"
     );
 }
@@ -203,9 +203,9 @@ fn noise_has_the_reference_scale_and_follows_the_seed() {
 fn nothing_removed_or_everything_removed() {
     let dims = [3, 5, 6];
     let image = random_image("edge", dims);
-    assert_eq!(impute(&image, dims, &[false; 30], 1), image);
+    assert_eq!(impute(&image, dims, &[false; 30], 1).unwrap(), image);
     // No known pixel: the system is singular; the fill is 0.
-    let all = impute_with_noise(&image, dims, &[true; 30], 1, 0.0);
+    let all = impute_with_noise(&image, dims, &[true; 30], 1, 0.0).unwrap();
     assert!(all.iter().all(|&v| v == 0.0));
 }
 
@@ -609,13 +609,22 @@ fn lite0_imputation_timing() {
     for p in [0.1, 0.5, 0.9] {
         let removed = random_mask("timing", h * w, p);
         let t = Instant::now();
-        let _ = impute(&image, [c, h, w], &removed, 0);
+        let _ = impute(&image, [c, h, w], &removed, 0).unwrap();
         println!("224x224, {p} removed at random: {:.2?}", t.elapsed());
         // A contiguous block: the slow case for an iterative solver.
         let k = (h * w) as f64 * p;
         let removed: Vec<bool> = (0..h * w).map(|i| (i as f64) < k).collect();
         let t = Instant::now();
-        let _ = impute(&image, [c, h, w], &removed, 0);
+        let _ = impute(&image, [c, h, w], &removed, 0).unwrap();
         println!("224x224, first {p} of the rows removed: {:.2?}", t.elapsed());
     }
+}
+
+#[test]
+fn imputation_and_spearman_refuse_mismatched_lengths_without_panicking() {
+    let err = impute(&[0.0; 5], [1, 2, 3], &[false; 6], 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("road") && err.contains("[1, 2, 3]"), "{err}");
+    assert!(spearman(&[1.0, 2.0], &[1.0]).is_nan());
 }
