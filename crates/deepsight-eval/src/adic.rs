@@ -84,6 +84,85 @@ pub fn confidences(
     keep: f32,
     profile: AdIcProfile,
 ) -> Result<(Vec<Confidence>, usize)> {
+    check_inputs(model, images01, dims, maps, classes, keep)?;
+    let per = dims[1] * dims[2] * dims[3];
+    let clean: Vec<f32> = images01.chunks(per).flat_map(|x| normaliser.apply(x)).collect();
+    let ys = class_probabilities(model, clean, dims, classes)?;
+    let (out, passes) = confidences_given_y(
+        model, images01, dims, normaliser, maps, classes, &ys, keep, profile,
+    )?;
+    Ok((out, passes + dims[0]))
+}
+
+/// [`confidences`] for callers that already hold each clean image's class probability `ys`
+/// (from their own forward pass): only the masked images are run (`N` forward passes), so
+/// several keep levels or methods on one image share one clean pass.
+#[allow(clippy::too_many_arguments)]
+pub fn confidences_given_y(
+    model: &dyn Classifier,
+    images01: &[f32],
+    dims: [usize; 4],
+    normaliser: Normaliser,
+    maps: &[Map],
+    classes: &[usize],
+    ys: &[f32],
+    keep: f32,
+    profile: AdIcProfile,
+) -> Result<(Vec<Confidence>, usize)> {
+    check_inputs(model, images01, dims, maps, classes, keep)?;
+    let [n, c, h, w] = dims;
+    if ys.len() != n {
+        return Err(invalid(
+            METRIC,
+            format!("{n} images but {} clean probabilities", ys.len()),
+        ));
+    }
+    if profile == AdIcProfile::Lcam
+        && let Some(i) = ys.iter().position(|&y| y <= 0.0)
+    {
+        return Err(invalid(
+            METRIC,
+            format!(
+                "image {i}: the clean probability Y of class {} is 0 (softmax underflow); \
+                 Average Drop divides by Y",
+                classes[i]
+            ),
+        ));
+    }
+    let per = c * h * w;
+    let plane = h * w;
+    let mut masked = Vec::with_capacity(n * per);
+    for (i, m) in maps.iter().enumerate() {
+        let mask = keep_mask(m, [h, w], keep);
+        let x = &images01[i * per..(i + 1) * per];
+        match profile {
+            AdIcProfile::Lcam => {
+                let x: Vec<f32> = x.iter().enumerate().map(|(j, v)| v * mask[j % plane]).collect();
+                masked.extend(normaliser.apply(&x));
+            }
+            AdIcProfile::Pgc => masked.extend(
+                normaliser
+                    .apply(x)
+                    .iter()
+                    .enumerate()
+                    .map(|(j, v)| v * mask[j % plane]),
+            ),
+        }
+    }
+    let os = class_probabilities(model, masked, dims, classes)?;
+    let out = ys.iter().zip(os).map(|(&y, o)| Confidence { y, o }).collect();
+    Ok((out, n))
+}
+
+/// Refuses inputs that do not fit one another or the model.
+fn check_inputs(
+    model: &dyn Classifier,
+    images01: &[f32],
+    dims: [usize; 4],
+    maps: &[Map],
+    classes: &[usize],
+    keep: f32,
+) -> Result<()> {
     let [n, c, h, w] = dims;
     if n == 0 {
         return Err(invalid(METRIC, "no images".into()));
@@ -118,46 +197,7 @@ pub fn confidences(
     for (i, m) in maps.iter().enumerate() {
         check_map(METRIC, m).map_err(|e| with_image(e, i))?;
     }
-
-    let clean: Vec<f32> = images01.chunks(per).flat_map(|x| normaliser.apply(x)).collect();
-    let ys = class_probabilities(model, clean.clone(), dims, classes)?;
-    if profile == AdIcProfile::Lcam
-        && let Some(i) = ys.iter().position(|&y| y <= 0.0)
-    {
-        return Err(invalid(
-            METRIC,
-            format!(
-                "image {i}: the clean probability Y of class {} is 0 (softmax underflow); \
-                 Average Drop divides by Y",
-                classes[i]
-            ),
-        ));
-    }
-
-    let mut masked = Vec::with_capacity(n * per);
-    for (i, m) in maps.iter().enumerate() {
-        let mask = keep_mask(m, [h, w], keep);
-        let plane = h * w;
-        match profile {
-            AdIcProfile::Lcam => {
-                let x: Vec<f32> = images01[i * per..(i + 1) * per]
-                    .iter()
-                    .enumerate()
-                    .map(|(j, v)| v * mask[j % plane])
-                    .collect();
-                masked.extend(normaliser.apply(&x));
-            }
-            AdIcProfile::Pgc => masked.extend(
-                clean[i * per..(i + 1) * per]
-                    .iter()
-                    .enumerate()
-                    .map(|(j, v)| v * mask[j % plane]),
-            ),
-        }
-    }
-    let os = class_probabilities(model, masked, dims, classes)?;
-    let out = ys.into_iter().zip(os).map(|(y, o)| Confidence { y, o }).collect();
-    Ok((out, 2 * n))
+    Ok(())
 }
 
 /// The map as the module doc's steps 2-4 make it: min-max normalised, resized to `size`, values
@@ -283,7 +323,7 @@ pub(crate) fn check_classes(metric: &'static str, model: &dyn Classifier, classe
 }
 
 /// `softmax(x)` in `f32`, shifted by the maximum as PyTorch computes it.
-pub(crate) fn softmax(x: &[f32]) -> Vec<f32> {
+pub fn softmax(x: &[f32]) -> Vec<f32> {
     let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let e: Vec<f32> = x.iter().map(|v| (v - m).exp()).collect();
     let sum: f32 = e.iter().sum();

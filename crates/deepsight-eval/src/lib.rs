@@ -33,4 +33,16 @@ impl Normaliser {
             })
             .collect()
     }
+
+    /// The inverse of [`Normaliser::apply`]: model input back to `[3, H, W]` values in `[0, 1]`.
+    pub fn invert(&self, x: &[f32]) -> Vec<f32> {
+        let plane = x.len() / 3;
+        x.iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let c = i / plane;
+                (v * self.std[c] + self.mean[c]) / 255.0
+            })
+            .collect()
+    }
 }

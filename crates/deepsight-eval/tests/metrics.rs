@@ -626,3 +626,14 @@ fn upsampling_matches_pytorch_kernels_on_simple_maps() {
     );
     assert_eq!(upsample_like_torch(&plane(0, 0, vec![]), 2, 2), vec![0.0; 4]);
 }
+
+#[test]
+fn normaliser_invert_undoes_apply() {
+    let n = deepsight_eval::Normaliser {
+        mean: [123.7, 116.3, 103.5],
+        std: [58.4, 57.1, 57.4],
+    };
+    let x: Vec<f32> = (0..12).map(|i| i as f32 / 11.0).collect();
+    let back = n.invert(&n.apply(&x));
+    assert!(x.iter().zip(&back).all(|(a, b)| (a - b).abs() < 1e-6));
+}

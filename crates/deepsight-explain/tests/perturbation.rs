@@ -130,10 +130,6 @@ impl LayeredClassifier for Counting<'_> {
         self.count(&images);
         self.inner.gradients(images, request)
     }
-    fn logits_with_offset(&self, images: Tensor<4>, layer: &str, offset: Tensor<4>) -> Result<Tensor<2>> {
-        self.count(&images);
-        self.inner.logits_with_offset(images, layer, offset)
-    }
     fn resume(&self, images: Tensor<4>, layer: &str) -> Result<Resume> {
         self.count(&images);
         self.inner.resume(images, layer)

@@ -120,14 +120,6 @@ pub trait LayeredClassifier: Classifier {
     fn capture(&self, images: Tensor<4>, layers: &[&str], switches: bool) -> Result<Capture>;
     /// One forward and one backward pass as `request` says.
     fn gradients(&self, images: Tensor<4>, request: &GradientRequest) -> Result<Gradients>;
-    /// Logits `[N, classes]` of one inference pass (no autodiff) in which `offset` is added to the
-    /// value of `layer` before anything reads it: `offset` has the layer's shape `[N, K, h, w]`,
-    /// one edit per image of the batch. Ablation-CAM zeroes channel `k` with the offset `-A^k`.
-    fn logits_with_offset(&self, _images: Tensor<4>, _layer: &str, _offset: Tensor<4>) -> Result<Tensor<2>> {
-        Err(RuntimeError::Unsupported {
-            what: "editing a layer's value (this classifier is not a DeepSight graph)".into(),
-        })
-    }
     /// Multiply-accumulates of the convolutions and linear layers in one forward pass of one
     /// image, where known.
     fn macs_per_image(&self) -> Option<u64> {

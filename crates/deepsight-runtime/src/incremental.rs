@@ -274,6 +274,14 @@ impl Incremental {
         &self.base_logits
     }
 
+    /// The unedited image's spatial sum of each channel of each tapped layer.
+    pub fn base_tap_sums(&self) -> Vec<Vec<f32>> {
+        self.taps
+            .iter()
+            .map(|&t| self.base(t).sums.iter().map(|&v| v as f32).collect())
+            .collect()
+    }
+
     /// Multiply-accumulates of one full forward pass of one image.
     pub fn full_macs(&self) -> u64 {
         self.full_macs
@@ -373,16 +381,17 @@ impl Incremental {
                 },
                 op => {
                     let started = crate::exec::profiling().then(std::time::Instant::now);
-                    let kinds: Vec<&str> = args
-                        .iter()
-                        .map(|(_, v)| {
-                            if matches!(v, Val::Full(_)) {
-                                "full"
-                            } else {
-                                "patch"
-                            }
-                        })
-                        .collect();
+                    let kinds: Option<Vec<&str>> = started.map(|_| {
+                        args.iter()
+                            .map(|(_, v)| {
+                                if matches!(v, Val::Full(_)) {
+                                    "full"
+                                } else {
+                                    "patch"
+                                }
+                            })
+                            .collect()
+                    });
                     let y = self.step(step.node, op, args, &mut macs);
                     if let Some(t) = started {
                         let kind = match op {

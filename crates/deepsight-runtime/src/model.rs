@@ -205,28 +205,6 @@ impl LayeredClassifier for GraphModel {
         })
     }
 
-    fn logits_with_offset(&self, images: Tensor<4>, layer: &str, offset: Tensor<4>) -> Result<Tensor<2>> {
-        let shapes = self.check_input(&images)?;
-        let id = self.graph.find(layer)?;
-        if offset.dims() != shapes[id] {
-            return Err(RuntimeError::LayerIndex {
-                layer: layer.to_string(),
-                reason: format!(
-                    "an offset of shape {:?} does not fit its value of shape {:?}",
-                    offset.dims(),
-                    shapes[id]
-                ),
-            });
-        }
-        let probes = [(id, offset.to_device(&self.device))];
-        let spec = RunSpec {
-            probes: &probes,
-            ..Default::default()
-        };
-        let out = run(&self.plan(&[id]), images.to_device(&self.device), &spec);
-        Ok(self.logits_of(out.output))
-    }
-
     fn resume(&self, images: Tensor<4>, layer: &str) -> Result<Resume> {
         self.check_input(&images)?;
         let id = self.graph.find(layer)?;

@@ -265,11 +265,7 @@ impl Ctx<'_> {
         let dims = image.dims();
         let [_, c, h, w] = dims;
         let x = to_vec(image.clone());
-        let x01: Vec<f32> = x
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| (v * self.normaliser.std[i / (h * w)] + self.normaliser.mean[i / (h * w)]) / 255.0)
-            .collect();
+        let x01 = self.normaliser.invert(&x);
         let logits = to_vec(self.model.logits(image.clone())?);
         let class = top1(&logits);
         let request = |class: usize| Request {
@@ -379,18 +375,21 @@ impl Ctx<'_> {
             out.push(r);
         }
         if self.has(Metric::Adic) && !maps.is_empty() {
-            // Every method's map of this image in one batch per keep level.
+            // Every method's map of this image in one batch per keep level; Y comes from the
+            // clean forward pass above, run once for all of them.
             let n = maps.len();
             let images: Vec<f32> = (0..n).flat_map(|_| x01.iter().copied()).collect();
             let classes = vec![class; n];
+            let y = adic::softmax(&logits)[class];
             for keep in KEEPS {
-                let (conf, passes) = adic::confidences(
+                let (conf, passes) = adic::confidences_given_y(
                     self.model,
                     &images,
                     [n, c, h, w],
                     self.normaliser,
                     &maps,
                     &classes,
+                    &vec![y; n],
                     keep,
                     self.profile,
                 )?;

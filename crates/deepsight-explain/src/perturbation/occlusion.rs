@@ -281,34 +281,54 @@ impl Occlusion {
         };
         let taps: Vec<&str> = self.feature.iter().map(|f| f.layer.as_str()).collect();
         let device = image.device();
-        let capture = model.capture(image.clone(), &taps, false)?;
-        let base_logits = to_vec(capture.logits);
-        if class >= base_logits.len() {
-            return Err(Self::invalid(format!("class {class} out of range")));
-        }
-        let channel_sum = |t: &Tensor<4>, channel: usize| -> Result<Vec<f32>> {
-            let [n, k, hh, ww] = t.dims();
+        let check_channel = |channel: usize, k: usize| -> Result<()> {
             if channel >= k {
                 return Err(Self::invalid(format!(
                     "--feature channel {channel}: layer '{}' has {k} channels (0..={})",
                     taps[0],
-                    k - 1
+                    k.saturating_sub(1)
                 )));
             }
+            Ok(())
+        };
+        let channel_sum = |t: &Tensor<4>, channel: usize| -> Result<Vec<f32>> {
+            let [n, k, hh, ww] = t.dims();
+            check_channel(channel, k)?;
             let v = to_vec(t.clone());
             Ok((0..n)
                 .map(|b| v[(b * k + channel) * hh * ww..][..hh * ww].iter().sum())
                 .collect())
         };
-        let base_feature = match &self.feature {
-            Some(f) => Some(channel_sum(&capture.activations[&f.layer], f.channel)?[0]),
-            None => None,
-        };
-        let (base_score, base_probability, _) = self.score(score, &base_logits, class);
+        // The unoccluded pass: incremental inference runs (and keeps) it anyway.
         let incremental = match self.inference {
-            Inference::Incremental => Some(model.incremental(image, &taps)?),
+            Inference::Incremental => Some(model.incremental(image.clone(), &taps)?),
             Inference::Full => None,
         };
+        let (base_logits, base_feature) = match &incremental {
+            Some(inc) => {
+                let feature = match &self.feature {
+                    Some(f) => {
+                        let sums = &inc.base_tap_sums()[0];
+                        check_channel(f.channel, sums.len())?;
+                        Some(sums[f.channel])
+                    }
+                    None => None,
+                };
+                (inc.base_logits().to_vec(), feature)
+            }
+            None => {
+                let capture = model.capture(image, &taps, false)?;
+                let feature = match &self.feature {
+                    Some(f) => Some(channel_sum(&capture.activations[&f.layer], f.channel)?[0]),
+                    None => None,
+                };
+                (to_vec(capture.logits), feature)
+            }
+        };
+        if class >= base_logits.len() {
+            return Err(Self::invalid(format!("class {class} out of range")));
+        }
+        let (base_score, base_probability, _) = self.score(score, &base_logits, class);
         // The count is for the model's own input size; convolutions scale with the pixels.
         let full_per_image = match self.inference {
             Inference::Full => {
