@@ -102,6 +102,8 @@ pub struct Args {
     feature: Option<String>,
     #[command(flatten)]
     perturbation: PerturbationArgs,
+    #[command(flatten)]
+    lcam: crate::lcam_args::LcamArgs,
 }
 
 /// One explained (image, class) by one method.
@@ -192,7 +194,7 @@ pub fn run(a: Args) -> Result<()> {
         smoothgrad_sigma: a.smoothgrad_sigma,
         seed: a.seed,
         batch_size: a.batch_size,
-        ..Default::default()
+        ..a.lcam.apply(MethodOptions::default())?
     };
     let feature = match &a.feature {
         None => None,

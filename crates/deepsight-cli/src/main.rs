@@ -8,9 +8,11 @@ mod evaluate;
 mod explain;
 mod extras;
 mod layers;
+mod lcam_args;
 mod methods;
 mod model_arg;
 mod perturbation_args;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -47,6 +49,8 @@ enum Command {
     Evaluate(evaluate::Args),
     /// Time forward and backward passes of the built-in models; print a Markdown table.
     Bench(bench::Args),
+    /// Train a module on a frozen classifier (L-CAM).
+    Train(train::Args),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         Command::Convert(a) => convert::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Train(a) => train::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ pub mod cam;
 mod error;
 pub mod gradient;
 pub mod guided_gradcam;
+pub mod learned;
 pub mod localisation;
 pub mod map;
 pub mod perturbation;

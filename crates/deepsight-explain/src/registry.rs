@@ -6,12 +6,14 @@ use crate::Progress;
 use crate::cam::{Cam, ClassActivationMap, EigenCam, GradCam, GradCamPlusPlus, LayerCam, XGradCam};
 use crate::gradient::{Deconvnet, GuidedBackprop, InputXGradient, IntegratedGradients, Saliency};
 use crate::guided_gradcam::GuidedGradCam;
+use crate::learned::{Lcam, LcamFm, LcamImg, LcamVariant, LcamWeights};
 use crate::localisation::GraphCutLocalisation;
 use crate::perturbation::ablation_cam::AblationCam;
 use crate::perturbation::occlusion::Occlusion;
 use crate::perturbation::rise::Rise;
 use crate::perturbation::score_cam::ScoreCam;
 use crate::smoothgrad::SmoothGrad;
+use std::sync::Arc;
 
 /// A method's name, one-line summary and full documentation.
 pub struct MethodInfo {
@@ -39,7 +41,7 @@ fn module_doc(source: &str) -> String {
         .join("\n")
 }
 
-const SOURCES: [(&str, &str); 18] = [
+const SOURCES: [(&str, &str); 20] = [
     ("saliency", include_str!("gradient/saliency.rs")),
     ("input-x-gradient", include_str!("gradient/input_x_gradient.rs")),
     ("guided-backprop", include_str!("gradient/guided_backprop.rs")),
@@ -61,6 +63,8 @@ const SOURCES: [(&str, &str); 18] = [
     ("scorecam", include_str!("perturbation/score_cam.rs")),
     ("ablationcam", include_str!("perturbation/ablation_cam.rs")),
     ("graphcut-loc", include_str!("localisation/graphcut.rs")),
+    ("l-cam-img", include_str!("learned/lcam_img.rs")),
+    ("l-cam-fm", include_str!("learned/lcam_fm.rs")),
 ];
 
 /// Every method, in the order `deepsight methods` lists them.
@@ -113,6 +117,10 @@ pub struct MethodOptions {
     pub rise: Rise,
     /// Reports the progress of long methods.
     pub progress: Progress,
+    /// L-CAM-Img's trained weights (default: the ones shipped for the embedded Lite0).
+    pub lcam_img: Option<Arc<LcamWeights>>,
+    /// L-CAM-Fm's trained weights (default: the ones shipped for the embedded Lite0).
+    pub lcam_fm: Option<Arc<LcamWeights>>,
 }
 
 impl Default for MethodOptions {
@@ -129,6 +137,8 @@ impl Default for MethodOptions {
             rise: Rise::default(),
             graphcut: GraphCutLocalisation::default(),
             progress: Progress::default(),
+            lcam_img: crate::learned::weights::shipped(LcamVariant::Img),
+            lcam_fm: crate::learned::weights::shipped(LcamVariant::Fm),
         }
     }
 }
@@ -173,6 +183,14 @@ pub fn by_name_with(name: &str, o: &MethodOptions) -> Option<Box<dyn Explainer>>
         "ablationcam" => Box::new(AblationCam {
             batch_size: o.batch_size,
             progress: o.progress.clone(),
+        }),
+        "l-cam-img" => Box::new(Lcam {
+            kind: LcamImg,
+            weights: o.lcam_img.clone(),
+        }),
+        "l-cam-fm" => Box::new(Lcam {
+            kind: LcamFm,
+            weights: o.lcam_fm.clone(),
         }),
         _ => return None,
     })

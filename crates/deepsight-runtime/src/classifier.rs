@@ -118,6 +118,17 @@ pub trait LayeredClassifier: Classifier {
     fn default_cam_layer(&self) -> Option<String>;
     /// One forward pass returning the logits and the named layers' activations.
     fn capture(&self, images: Tensor<4>, layers: &[&str], switches: bool) -> Result<Capture>;
+    /// One forward pass that stays on the autodiff tape, for training a module on a frozen
+    /// classifier: `images` are on the model's device with autodiff (see [`Device::autodiff`]),
+    /// usually computed by a trainable module, and the returned logits and activations are still
+    /// tracked, so a loss on them back-propagates through the frozen network into that module.
+    /// The classifier's own weights are constants (frozen) and BatchNorm runs in inference mode
+    /// (folded into its running statistics).
+    fn forward_tracked(&self, _images: Tensor<4>, _layers: &[&str]) -> Result<Capture> {
+        Err(RuntimeError::Unsupported {
+            what: "differentiable forward passes (this classifier is not a DeepSight graph)".into(),
+        })
+    }
     /// One forward and one backward pass as `request` says.
     fn gradients(&self, images: Tensor<4>, request: &GradientRequest) -> Result<Gradients>;
     /// Multiply-accumulates of the convolutions and linear layers in one forward pass of one

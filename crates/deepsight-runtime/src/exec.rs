@@ -122,6 +122,14 @@ fn pool_options(p: &Pool) -> MaxPoolOptions<2> {
     }
 }
 
+/// Whether `x` is on an autodiff tape (a gradient run, or a value that a trainable module before
+/// the classifier produced). Host-side kernels (which read values out and write a new tensor) are
+/// chosen only when this is false, so they can never cut a gradient path: the choice follows the
+/// tensor, not the caller's intent.
+fn on_tape(x: &Tensor<4>, spec: &RunSpec) -> bool {
+    spec.rule.is_some() || x.is_autodiff()
+}
+
 /// Applies one step's operation (inference or, with `spec.rule`, an autodiff forward) to its
 /// arguments; the input step and max-pool switches are the caller's.
 pub(crate) fn apply(op: &StepOp, node: NodeId, args: Vec<Tensor<4>>, spec: &RunSpec) -> Tensor<4> {
@@ -149,7 +157,7 @@ pub(crate) fn apply(op: &StepOp, node: NodeId, args: Vec<Tensor<4>>, spec: &RunS
             let ([sh, sw], [dh, dw]) = (*stride, *dilation);
             let geometry = [sh, sw, pads[0], pads[1], pads[2], pads[3], dh, dw];
             if is_depthwise
-                && spec.rule.is_none()
+                && !on_tape(&x, spec)
                 && !depthwise::disabled()
                 && crate::flex::is_flex(&x.device())
                 && !depthwise::worthwhile(&x)
@@ -184,7 +192,7 @@ pub(crate) fn apply(op: &StepOp, node: NodeId, args: Vec<Tensor<4>>, spec: &RunS
             }
             None => {
                 let x = x();
-                if crate::flex::is_flex(&x.device()) {
+                if on_tape(&x, spec) || crate::flex::is_flex(&x.device()) {
                     rectify(x, *bounds, RectifierRule::Plain)
                 } else {
                     match bounds.hi {

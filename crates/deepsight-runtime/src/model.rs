@@ -205,6 +205,27 @@ impl LayeredClassifier for GraphModel {
         })
     }
 
+    fn forward_tracked(&self, images: Tensor<4>, layers: &[&str]) -> Result<Capture> {
+        self.check_input(&images)?;
+        let ids: Vec<NodeId> = layers.iter().map(|n| self.graph.find(n)).collect::<Result<_>>()?;
+        // `autodiff` keeps a tensor that already has autodiff (and its tape) as it is.
+        let spec = RunSpec {
+            rule: Some(crate::RectifierRule::Plain),
+            capture: &ids,
+            ..Default::default()
+        };
+        let out = run(&self.plan(&ids), images.autodiff(), &spec);
+        Ok(Capture {
+            logits: self.logits_of(out.output),
+            activations: out
+                .captured
+                .into_iter()
+                .map(|(id, t)| (self.name(id), t))
+                .collect(),
+            switches: BTreeMap::new(),
+        })
+    }
+
     fn resume(&self, images: Tensor<4>, layer: &str) -> Result<Resume> {
         self.check_input(&images)?;
         let id = self.graph.find(layer)?;

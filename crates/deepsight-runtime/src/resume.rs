@@ -95,7 +95,8 @@ impl Resume {
     }
 
     /// Class scores `[B, K]` when the layer's value is `values[b]` (`[B, C, h, w]`) for image
-    /// `images[b]` (an index into the images this was built from).
+    /// `images[b]` (an index into the images this was built from). Values with autodiff keep
+    /// their tape: the scores are then differentiable with respect to them (L-CAM-Fm trains so).
     pub fn logits_with(&self, images: &[usize], values: Tensor<4>) -> Result<Tensor<2>> {
         let [n, ..] = self.activation.dims();
         let want = self.activation.dims();
@@ -108,7 +109,8 @@ impl Resume {
                 ),
             });
         }
-        let device = values.device();
+        // The kept values' device: `values` may be on its autodiff twin (a trainable module's output).
+        let device = self.activation.device();
         let rows: Vec<i64> = images.iter().map(|&i| i as i64).collect();
         let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [images.len()]), &device);
         let mut values_of: Vec<Option<Tensor<4>>> = vec![None; self.kept.len()];

@@ -56,6 +56,8 @@ pub struct Args {
     data: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    lcam: crate::lcam_args::LcamArgs,
     /// Methods to evaluate (`deepsight methods` lists them).
     #[arg(
         long,
@@ -126,7 +128,7 @@ pub fn run(a: Args) -> Result<()> {
             colour: GraphCutLocalisation::colour_of_normalisation(loaded.pipeline.mean, loaded.pipeline.std),
             ..Default::default()
         },
-        ..Default::default()
+        ..a.lcam.apply(MethodOptions::default())?
     };
     let explainers: Vec<Box<dyn Explainer>> = a
         .methods

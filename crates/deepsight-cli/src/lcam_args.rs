@@ -1,0 +1,31 @@
+//! `--lcam-weights`: trained L-CAM weights for `explain` and `evaluate`.
+
+use anyhow::{Context, Result};
+use deepsight_explain::learned::{LcamVariant, LcamWeights};
+use deepsight_explain::registry::MethodOptions;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LcamArgs {
+    /// L-CAM weights (from `deepsight train lcam`) for l-cam-img or l-cam-fm, whichever the file
+    /// holds; repeat for both. Default: the weights shipped for the embedded lite0.
+    #[arg(long, value_name = "FILE")]
+    pub lcam_weights: Vec<PathBuf>,
+}
+
+impl LcamArgs {
+    /// `options` with the given weight files in place of the shipped ones.
+    pub fn apply(&self, mut options: MethodOptions) -> Result<MethodOptions> {
+        for path in &self.lcam_weights {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("--lcam-weights '{}': cannot read it", path.display()))?;
+            let w = LcamWeights::from_bytes(&bytes, &format!("'{}'", path.display()))?;
+            match w.variant {
+                LcamVariant::Img => options.lcam_img = Some(Arc::new(w)),
+                LcamVariant::Fm => options.lcam_fm = Some(Arc::new(w)),
+            }
+        }
+        Ok(options)
+    }
+}
