@@ -33,6 +33,9 @@ pub struct Args {
     /// image: minutes per model.
     #[arg(long)]
     heavy: bool,
+    /// Also time one L-CAM-Img training step at batch 32 (lite0 only), and its clean pass.
+    #[arg(long)]
+    lcam: bool,
     /// Also write the rows as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
@@ -357,6 +360,9 @@ pub fn run(a: Args) -> Result<()> {
         }
         if let (true, Some((_, req))) = (a.heavy, requests.iter().find(|(b, _)| *b == 1)) {
             tasks.extend(crate::bench_heavy::tasks(m, req));
+        }
+        if a.lcam && name == "lite0" {
+            tasks.extend(crate::bench_lcam::tasks(m, &layer)?);
         }
         tasks.retain(|(task, ..)| a.only.is_empty() || a.only.iter().any(|w| w == task));
         for (task, batch, gflop, f) in tasks.iter_mut() {

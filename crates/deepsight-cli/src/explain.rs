@@ -246,6 +246,11 @@ pub fn run(a: Args) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let model = &loaded.model;
+    let explainers = if a.method.iter().any(|m| m == "all") {
+        skip_unfitted_lcam(explainers, &options, model)
+    } else {
+        explainers
+    };
     let k = model.num_classes();
     if let Some(&bad) = a.class.iter().find(|&&c| c >= k) {
         bail!("--class {bad}: the model has {k} classes (0..={})", k - 1);
@@ -511,4 +516,34 @@ pub fn run(a: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(())
+}
+
+/// `--method all` leaves out the L-CAM variants whose weights were trained for another model
+/// (the shipped ones fit the embedded lite0 only), saying so; naming them explicitly refuses.
+fn skip_unfitted_lcam(
+    explainers: Vec<Box<dyn Explainer>>,
+    options: &MethodOptions,
+    model: &deepsight_runtime::GraphModel,
+) -> Vec<Box<dyn Explainer>> {
+    use deepsight_explain::learned::LcamVariant;
+    explainers
+        .into_iter()
+        .filter(|e| {
+            let (variant, weights) = match e.name() {
+                "l-cam-img" => (LcamVariant::Img, &options.lcam_img),
+                "l-cam-fm" => (LcamVariant::Fm, &options.lcam_fm),
+                _ => return true,
+            };
+            let fits = weights
+                .as_ref()
+                .is_some_and(|w| w.check_fits(model, variant, &w.layer).is_ok());
+            if !fits {
+                eprintln!(
+                    "note: --method all leaves out {}: no weights for this model (--lcam-weights)",
+                    e.name()
+                );
+            }
+            fits
+        })
+        .collect()
 }

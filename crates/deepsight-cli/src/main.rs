@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_heavy;
+mod bench_lcam;
 mod classify;
 mod convert;
 mod evaluate;

@@ -129,6 +129,9 @@ pub struct LcamArgs {
     val_fraction: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Train on at most this many of the training images (a seeded subset; for learning curves).
+    #[arg(long)]
+    max_train: Option<usize>,
     /// The trained weights.
     #[arg(long, default_value = "lcam.safetensors")]
     out: PathBuf,
@@ -214,7 +217,15 @@ fn lcam(a: LcamArgs) -> Result<()> {
         );
     }
     let _ = Labels::Predicted;
-    let (train, val) = deepsight_train::data::split(items.len(), a.val_fraction, a.seed);
+    let (mut train, val) = deepsight_train::data::split(items.len(), a.val_fraction, a.seed);
+    if let Some(n) = a.max_train {
+        if n == 0 {
+            bail!("--max-train must be at least 1");
+        }
+        deepsight_train::rng::shuffle(&mut train, a.seed ^ 0x7a11);
+        train.truncate(n);
+        train.sort_unstable();
+    }
     let data = Data {
         source: Source {
             paths: Arc::new(items.iter().map(|i| i.path.clone()).collect()),
@@ -257,7 +268,15 @@ fn lcam(a: LcamArgs) -> Result<()> {
         InitArg::Default => Init::PyTorchDefault { seed: a.seed },
         InitArg::Cam => Init::Cam,
     };
-    let initial = task.initial(init, &device.clone().autodiff())?;
+    // The CAM initialisation's scale comes from (up to) 64 training images.
+    let sample: Vec<&std::path::Path> = data
+        .train
+        .iter()
+        .take(64)
+        .map(|&i| data.source.paths[i].as_path())
+        .collect();
+    let sample = loaded.pipeline.load_batch(&sample, &device)?;
+    let initial = task.initial(init, sample, &device.clone().autodiff())?;
     let config = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch_size,

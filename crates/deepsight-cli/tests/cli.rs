@@ -505,3 +505,60 @@ fn evaluate_writes_the_table_and_resumes_without_recomputing() {
     ]);
     assert!(err.contains("--methods 'nomethod': unknown method"), "{err}");
 }
+
+#[test]
+fn evaluate_errors_compares_the_predicted_and_true_class_maps_of_misclassified_images() {
+    let data = shared().join("data/imagenet-val-1300");
+    let out = tmp("evaluate-errors");
+    let table = ok(&[
+        "evaluate",
+        "--data",
+        data.to_str().unwrap(),
+        "--limit",
+        "12",
+        "--methods",
+        "gradcam",
+        "--metrics",
+        "adic,errors",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        table.contains("misclassified images") && table.contains("mean IoU top 15%"),
+        "{table}"
+    );
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(out.join("records.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 12);
+    let wrong: Vec<&serde_json::Value> = records.iter().filter(|r| r["class"] != r["label"]).collect();
+    assert!(!wrong.is_empty(), "the first 12 images hold misclassified ones");
+    for r in &records {
+        let misclassified = r["class"] != r["label"];
+        assert_eq!(r.get("error_pearson").is_some(), misclassified, "{r}");
+        assert_eq!(r.get("error_iou15").is_some(), misclassified, "{r}");
+    }
+    let errors_md = std::fs::read_to_string(out.join("errors.md")).unwrap();
+    for r in &wrong {
+        let p = r["error_pearson"].as_f64().unwrap();
+        let iou = r["error_iou15"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&p) && (0.0..=1.0).contains(&iou), "{r}");
+        assert_eq!(r["forward_passes_ground_truth"], 1);
+        assert!(errors_md.contains(r["image"].as_str().unwrap()), "{errors_md}");
+        assert!(
+            errors_md.contains(r["label_name"].as_str().unwrap()),
+            "{errors_md}"
+        );
+        assert!(out.join(r["error_png"].as_str().unwrap()).exists(), "{r}");
+    }
+    let listed = errors_md.lines().filter(|l| l.contains("](errors/")).count();
+    assert_eq!(listed, wrong.len(), "{errors_md}");
+    for name in ["errors-similar.gradcam.png", "errors-different.gradcam.png"] {
+        assert!(out.join(name).exists(), "{name}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["methods"][0]["misclassified"], wrong.len());
+}

@@ -189,10 +189,15 @@ pub fn train<T: Task>(
             let step = epoch * steps_per_epoch + i;
             let rates = config.optim.rates(step, steps_per_epoch, total);
             let images = to_tensor(&batch, device);
-            let (loss, terms) = task.loss(&module, images, &batch.labels)?;
-            let grads = GradientsParams::from_grads(loss.backward(), &module);
-            module = optim.step(OptimConfig::module_rate(rates), module, grads);
-            let loss_v = scalar(loss.detach().inner());
+            let (next, step_out) = train_step(task, module, &mut optim, rates, images, &batch.labels)?;
+            module = next;
+            let StepOutput {
+                loss: loss_v,
+                terms,
+                forward_s,
+                backward_s,
+                optimizer_s,
+            } = step_out;
             let secs = t0.elapsed().as_secs_f64();
             let n = batch.labels.len();
             sum += loss_v as f64 * n as f64;
@@ -200,10 +205,11 @@ pub fn train<T: Task>(
             let mut line = json!({
                 "kind": "step", "epoch": epoch, "step": step, "images": n, "loss": loss_v,
                 "lr_weight": rates.0, "lr_bias": rates.1, "seconds": secs,
-                "images_per_s": n as f64 / secs,
+                "images_per_s": n as f64 / secs, "forward_s": forward_s,
+                "backward_s": backward_s, "optimizer_s": optimizer_s,
             });
             for (name, t) in task.terms().iter().zip(terms) {
-                line[*name] = json!(scalar(t.detach().inner()));
+                line[*name] = json!(t);
             }
             log.write(&line)?;
             progress(&Progress {
@@ -251,6 +257,42 @@ pub fn train<T: Task>(
             seconds: started.elapsed().as_secs_f64(),
         },
     ))
+}
+
+/// What one training step reports.
+pub struct StepOutput {
+    pub loss: f32,
+    /// The unweighted terms, in [`Task::terms`] order.
+    pub terms: Vec<f32>,
+    pub forward_s: f64,
+    pub backward_s: f64,
+    pub optimizer_s: f64,
+}
+
+/// One step: the task's loss on a batch, its backward pass, and the optimiser's update at
+/// `rates` (weights, biases).
+pub fn train_step<T: Task>(
+    task: &T,
+    module: T::Module,
+    optim: &mut ModuleOptimizer,
+    rates: (f64, f64),
+    images01: Tensor<4>,
+    labels: &[usize],
+) -> Result<(T::Module, StepOutput)> {
+    let t0 = Instant::now();
+    let (loss, terms) = task.loss(&module, images01, labels)?;
+    let t1 = Instant::now();
+    let grads = GradientsParams::from_grads(loss.backward(), &module);
+    let t2 = Instant::now();
+    let module = optim.step(OptimConfig::module_rate(rates), module, grads);
+    let out = StepOutput {
+        loss: scalar(loss.detach().inner()),
+        terms: terms.into_iter().map(|t| scalar(t.detach().inner())).collect(),
+        forward_s: (t1 - t0).as_secs_f64(),
+        backward_s: (t2 - t1).as_secs_f64(),
+        optimizer_s: t2.elapsed().as_secs_f64(),
+    };
+    Ok((module, out))
 }
 
 fn read_history(path: &Path) -> Vec<(f32, f32)> {

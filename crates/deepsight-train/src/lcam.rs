@@ -19,8 +19,12 @@ use std::path::Path;
 pub enum Init {
     /// PyTorch's default `Conv2d` initialisation, seeded (the authors').
     PyTorchDefault { seed: u64 },
-    /// The classifier's own GAP + linear head: the module starts as CAM (`c = W F + b` with the
-    /// head's `W` and `b`). Refused where the layer does not feed such a head.
+    /// The classifier's own GAP + linear head, so that training starts from CAM:
+    /// `c = α (W F − W F̄)`, with the head's `W`, the mean feature vector `F̄` and `α` one over the
+    /// spread of the label class's CAM values on sample images. Its min-max normalised maps are
+    /// exactly CAM's (normalisation removes `α` and per-class offsets), and its sigmoid masks start
+    /// around 0.5 instead of saturated at 1 (where the raw head's large scores put them, with no
+    /// gradient). Refused where the layer does not feed such a head.
     Cam,
 }
 
@@ -72,8 +76,9 @@ impl LcamTask<'_> {
         }
     }
 
-    /// The initial module, on `device` (the autodiff device for training).
-    pub fn initial(&self, init: Init, device: &Device) -> Result<AttentionModule> {
+    /// The initial module, on `device` (the autodiff device for training); `sample` (model
+    /// inputs) sets the scale of the CAM initialisation.
+    pub fn initial(&self, init: Init, sample: Tensor<4>, device: &Device) -> Result<AttentionModule> {
         let channels = self.channels()?;
         let classes = self.model.num_classes();
         Ok(match init {
@@ -81,8 +86,43 @@ impl LcamTask<'_> {
                 AttentionModule::pytorch_default(channels, classes, seed, device)
             }
             Init::Cam => {
-                let (w, b) = cam_head(self.model, &self.layer)?;
-                AttentionModule::from_values(w, b, channels, device)
+                let (mut w, _) = cam_head(self.model, &self.layer)?;
+                let capture = self.model.capture(sample, &[&self.layer], false)?;
+                let logits = to_vec(capture.logits.clone());
+                let f = capture.activations[&self.layer].clone();
+                let [n, c, h, wd] = f.dims();
+                let fv = to_vec(f);
+                let hw = h * wd;
+                let mut mean = vec![0f64; c];
+                for i in 0..n {
+                    for (ch, m) in mean.iter_mut().enumerate() {
+                        let plane = &fv[(i * c + ch) * hw..(i * c + ch + 1) * hw];
+                        *m += plane.iter().map(|&v| v as f64).sum::<f64>() / (n * hw) as f64;
+                    }
+                }
+                // The spread of each image's top-1 CAM around its own mean, pooled.
+                let mut var = 0f64;
+                for i in 0..n {
+                    let row = &logits[i * classes..(i + 1) * classes];
+                    let k = (0..classes)
+                        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                        .unwrap_or(0);
+                    let cam: Vec<f64> = (0..hw)
+                        .map(|p| {
+                            (0..c)
+                                .map(|ch| w[k * c + ch] as f64 * fv[(i * c + ch) * hw + p] as f64)
+                                .sum()
+                        })
+                        .collect();
+                    let m = cam.iter().sum::<f64>() / hw as f64;
+                    var += cam.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n * hw) as f64;
+                }
+                let alpha = if var > 0.0 { 1.0 / var.sqrt() } else { 1.0 };
+                let bias: Vec<f32> = (0..classes)
+                    .map(|k| (-alpha * (0..c).map(|ch| w[k * c + ch] as f64 * mean[ch]).sum::<f64>()) as f32)
+                    .collect();
+                w.iter_mut().for_each(|v| *v = (*v as f64 * alpha) as f32);
+                AttentionModule::from_values(w, bias, channels, device)
             }
         })
     }

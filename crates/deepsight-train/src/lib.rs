@@ -22,6 +22,6 @@ pub mod rng;
 
 pub use augment::Augmentation;
 pub use data::{Item, Labels};
-pub use engine::{Data, Progress, Summary, Task, TrainConfig, train};
+pub use engine::{Data, Progress, StepOutput, Summary, Task, TrainConfig, train, train_step};
 pub use error::{Result, TrainError};
 pub use optim::{OptimConfig, OptimizerKind, Schedule};

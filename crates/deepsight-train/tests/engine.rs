@@ -148,7 +148,11 @@ fn config(dir: &Path, epochs: usize) -> TrainConfig {
 
 fn run(t: &LcamTask, data: &Data, c: &TrainConfig) -> deepsight_train::Result<Vec<f32>> {
     let d = default_device();
-    let initial = t.initial(Init::PyTorchDefault { seed: 9 }, &d.clone().autodiff())?;
+    let initial = t.initial(
+        Init::PyTorchDefault { seed: 9 },
+        Tensor::zeros([1, 3, 16, 16], &d),
+        &d.clone().autodiff(),
+    )?;
     let (module, _) = train(t, initial, data, c, &d, &|_| {})?;
     Ok(deepsight_runtime::to_vec(module.weight.val().inner()))
 }
@@ -163,7 +167,11 @@ fn training_loss_decreases_on_a_fixed_seed() {
         let c = config(&dir.join(variant.code()), 6);
         let d = default_device();
         let initial = t
-            .initial(Init::PyTorchDefault { seed: 9 }, &d.clone().autodiff())
+            .initial(
+                Init::PyTorchDefault { seed: 9 },
+                Tensor::zeros([1, 3, 16, 16], &d),
+                &d.clone().autodiff(),
+            )
             .unwrap();
         let (_, summary) = train(&t, initial, &data, &c, &d, &|_| {}).unwrap();
         let (first, last) = (summary.history[0].0, summary.history[5].0);

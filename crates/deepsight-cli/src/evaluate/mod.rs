@@ -4,6 +4,7 @@
 //! stopped run continues where it stopped.
 
 mod dataset;
+mod errors;
 mod records;
 mod report;
 
@@ -19,7 +20,7 @@ use deepsight_explain::registry::{MethodOptions, by_name_with, methods};
 use deepsight_explain::{Explainer, Explanation, Map, Request, Score};
 use deepsight_runtime::{Classifier, LayeredClassifier, Tensor, to_vec};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The metrics `evaluate` computes.
@@ -39,6 +40,8 @@ pub enum Metric {
     Road,
     /// Sanity check: Spearman correlation with the maps of cascadingly randomised models (Adebayo et al.).
     Sanity,
+    /// Misclassified images: the map of the predicted class beside the map of the true class, their Pearson r and IoU of the top 15%.
+    Errors,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -71,7 +74,8 @@ pub struct Args {
     /// Evaluate only the first N images of the list.
     #[arg(long)]
     limit: Option<usize>,
-    /// Output folder: records.jsonl (resumable), results.{md,csv,json}, deletion/insertion plots.
+    /// Output folder: records.jsonl (resumable), results.{md,csv,json}, deletion/insertion plots,
+    /// errors.md and errors/ (metric errors).
     #[arg(long, default_value = "deepsight-eval")]
     out: PathBuf,
     /// Images per forward pass inside the metrics and the many-pass methods.
@@ -186,6 +190,8 @@ pub fn run(a: Args) -> Result<()> {
         batch_size: a.batch_size,
         causal_step: a.causal_step,
         seed: a.seed,
+        out: &a.out,
+        class_names: &loaded.class_names,
     };
     for item in todo {
         bar.set_message(item.name.clone());
@@ -250,6 +256,8 @@ struct Ctx<'a> {
     batch_size: usize,
     causal_step: usize,
     seed: u64,
+    out: &'a Path,
+    class_names: &'a [String],
 }
 
 impl Ctx<'_> {
@@ -291,6 +299,18 @@ impl Ctx<'_> {
                 "seconds": seconds,
             });
             let mut metric_passes = 0;
+            let needs_truth =
+                self.has(Metric::Errors) || (self.has(Metric::Pointing) && item.boxes.is_some());
+            // The map of the ground-truth class, when it is not the predicted one.
+            let truth = if needs_truth && item.label != class {
+                let gt = e
+                    .explain(self.model, &request(item.label))
+                    .with_context(|| format!("{}: {} for the label", item.name, e.name()))?;
+                r["forward_passes_ground_truth"] = json!(gt.passes.forward);
+                Some(one_channel(&gt.maps[0]))
+            } else {
+                None
+            };
             if let Some((size, boxes)) = &item.boxes {
                 let size_hw = [size[1], size[0]];
                 if self.has(Metric::Localisation) {
@@ -308,17 +328,24 @@ impl Ctx<'_> {
                     r["localised"] = json!(correct);
                 }
                 if self.has(Metric::Pointing) {
-                    let gt_map = if item.label == class {
-                        map.clone()
-                    } else {
-                        let gt = e.explain(self.model, &request(item.label))?;
-                        r["forward_passes_ground_truth"] = json!(gt.passes.forward);
-                        one_channel(&gt.maps[0])
-                    };
-                    let p = pointing::checked_point(&gt_map, size_hw)?;
+                    let gt_map = truth.as_ref().unwrap_or(&map);
+                    let p = pointing::checked_point(gt_map, size_hw)?;
                     r["pointing_hit"] = json!(pointing::is_hit(p, boxes, size_hw, 15.0));
                     let centre = pointing::centre(size_hw);
                     r["centre_hit"] = json!(pointing::is_hit(centre, boxes, size_hw, 15.0));
+                }
+            }
+            if let (true, Some(truth)) = (self.has(Metric::Errors), &truth) {
+                let case = errors::Case {
+                    image: &item.name,
+                    method: e.name(),
+                    label_name: errors::class_name(self.class_names, item.label),
+                    class_name: errors::class_name(self.class_names, class),
+                    x01: &x01,
+                    hw: [h, w],
+                };
+                for (key, value) in errors::analyse(self.out, &case, &map, truth)? {
+                    r[key] = value;
                 }
             }
             for (mode, metric, name) in [

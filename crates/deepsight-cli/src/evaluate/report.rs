@@ -1,7 +1,7 @@
 //! The evaluation report: one row per method, one column per metric, the profile of each metric
 //! named in the header; Markdown, CSV and JSON, and plots of the mean deletion / insertion curves.
 
-use super::{KEEPS, Metric};
+use super::{KEEPS, Metric, errors};
 use anyhow::Result;
 use deepsight_eval::adic::{AdIcProfile, Confidence, average_drop, increase_in_confidence};
 use deepsight_eval::pointing::PointingGame;
@@ -64,6 +64,11 @@ pub fn write(
     if has(Metric::Road) {
         columns.push("ROAD MoRF mean (lower)".into());
         columns.push("ROAD LeRF mean (higher)".into());
+    }
+    if has(Metric::Errors) {
+        columns.push("misclassified images".into());
+        columns.push("mean r (pred vs true map)".into());
+        columns.push("mean IoU top 15%".into());
     }
     columns.extend(
         [
@@ -155,6 +160,15 @@ pub fn write(
                 j[key] = json!(m);
             }
         }
+        if has(Metric::Errors) {
+            let (n, r, iou) = errors::summary(&rows);
+            row.push(n.to_string());
+            row.push(r.map_or("-".into(), |v| format!("{v:.3}")));
+            row.push(iou.map_or("-".into(), |v| format!("{v:.3}")));
+            j["misclassified"] = json!(n);
+            j["error_pearson_mean"] = json!(r);
+            j["error_iou15_mean"] = json!(iou);
+        }
         for key in ["forward_passes", "backward_passes", "metric_passes", "seconds"] {
             let v = f(key);
             row.push(v.map_or("-".into(), |v| {
@@ -192,6 +206,9 @@ pub fn write(
         md += &sanity_table(records, methods, &mut json_rows);
     }
     write_atomic(&out.join("results.md"), md.as_bytes())?;
+    if has(Metric::Errors) {
+        errors::write_report(out, records, methods)?;
+    }
     let csv_cell = |s: &String| {
         if s.contains(',') {
             format!("\"{s}\"")
