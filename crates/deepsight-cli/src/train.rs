@@ -72,9 +72,9 @@ enum AugArg {
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum PairingArg {
-    /// The area and TV terms see each image's own label map (B x 1).
+    /// The area and TV terms see each image's own label map (B x 1, the paper's text).
     Own,
-    /// The reference code's B x B maps (every label of the batch for every image).
+    /// The reference code's B x B maps: every label of the batch on every image (default).
     Batch,
 }
 
@@ -115,7 +115,7 @@ pub struct LcamArgs {
     init: InitArg,
     #[arg(long, value_enum, default_value = "crop-flip")]
     augment: AugArg,
-    #[arg(long, value_enum, default_value = "own")]
+    #[arg(long, value_enum, default_value = "batch")]
     mask_pairing: PairingArg,
     /// Loss coefficients (the authors': 1.5, 2, 0.01).
     #[arg(long, default_value_t = 1.5)]

@@ -271,3 +271,19 @@ fn weights_for_another_model_variant_or_layer_are_refused_naming_both() {
     assert!(none.explain(&model, &request()).is_err());
     let _ = model.layers();
 }
+
+#[test]
+fn shipped_weights_fit_the_embedded_lite0() {
+    let loaded = deepsight_models::ModelSource::Builtin {
+        arch: deepsight_models::Arch::Lite0,
+        random_seed: None,
+    }
+    .load(&default_device())
+    .unwrap();
+    for variant in [LcamVariant::Img, LcamVariant::Fm] {
+        let w = deepsight_explain::learned::weights::shipped(variant).expect("shipped");
+        w.check_fits(&loaded.model, variant, "features").unwrap();
+        assert_eq!((w.channels, w.classes), (1280, 1000));
+        assert!(w.info.contains_key("command"), "the training command is recorded");
+    }
+}

@@ -18,11 +18,12 @@
 //! `ResNet50_L_CAM_Fm.py`, `VGG16_L_CAM_Fm.py`).
 //!
 //! # Deviations
-//! As L-CAM-Img: the loss's maps are each image's own label (`B x 1`, the reference's `B x B`
-//! pairing is an option), the layer is the model's CAM layer, and the shipped Lite0 weights start
-//! from the classifier's GAP + linear head (CAM) and were trained on 1000 ImageNet images
-//! labelled by Lite0 (BENCHMARKS.md). The layers after the masked one run from a kept forward
-//! pass ([`deepsight_runtime::Resume`]), so side branches that join later see the clean values.
+//! As L-CAM-Img: the loss's maps pair every image with all the batch's labels (the reference
+//! code's `B x B`; `--mask-pairing own` gives `B x 1`), the layer is the model's CAM layer, and
+//! the shipped Lite0 weights start from the classifier's GAP + linear head (CAM, rescaled) and
+//! were trained on 1000 ImageNet images labelled by Lite0 (BENCHMARKS.md). The layers after the
+//! masked one run from a kept forward pass ([`deepsight_runtime::Resume`]), so side branches that
+//! join later see the clean values.
 
 use crate::Result;
 use crate::learned::lcam::{LcamKind, LcamVariant, TrainBatch, TrainForward, class_masks};

@@ -20,16 +20,18 @@
 //! `ResNet50_L_CAM_Img.py`, `VGG16_L_CAM_Img.py`).
 //!
 //! # Deviations
-//! The area and smoothness terms see each image's map of its own label (`B x 1 x h x w`); the
-//! reference code's `get_a(labels)` gives every image the maps of all the batch's labels
-//! (`B x B x h x w`), which makes one image's regulariser depend on the others' labels: that
-//! pairing is available as `MaskPairing::BatchLabels` (`--mask-pairing batch`). The layer is the
-//! model's CAM layer (for Lite0 the 1280x7x7 `features`, the authors used VGG-16's conv5_3 and
-//! ResNet-50's layer4). The shipped Lite0 weights start from the classifier's own GAP + linear head
-//! (CAM) instead of PyTorch's random initialisation, and were trained on 1000 ImageNet images
-//! (one per class) labelled by Lite0 itself: see BENCHMARKS.md for the command and the curve.
-//! The raw map is the pre-sigmoid score (unnormalised); the authors' min-max normalisation is the
-//! named post-processing step (`Normalisation::MinMax`) for display and AD/IC.
+//! The area and smoothness terms follow the reference code, not the paper's text: `get_a(labels)`
+//! gives every image the maps of *all* the batch's labels (`B x B x h x w`), so each label's map is
+//! also pushed down on the other images of the batch; on Lite0 this measured better on held-out
+//! AD/IC than each image's own map (`B x 1`, `MaskPairing::OwnLabel`, `--mask-pairing own`). The
+//! layer is the model's CAM layer (for Lite0 the 1280x7x7 `features`; the authors used VGG-16's
+//! conv5_3 and ResNet-50's layer4). The shipped Lite0 weights start from the classifier's own
+//! GAP + linear head rescaled to unsaturated masks (`--init cam`: the same min-max normalised maps
+//! as CAM) instead of PyTorch's random initialisation, were trained on 1000 ImageNet images (one
+//! per class) labelled by Lite0 itself, for 2 epochs at a learning rate of 0.03 (the authors':
+//! 1.28M images, 8-26 epochs; BENCHMARKS.md has the command, the curve and the search). The raw
+//! map is the pre-sigmoid score (unnormalised); the authors' min-max normalisation is the named
+//! post-processing step (`Normalisation::MinMax`) for display and AD/IC.
 
 use crate::Result;
 use crate::learned::lcam::{LcamKind, LcamVariant, TrainBatch, TrainForward, class_masks};

@@ -13,11 +13,13 @@ use deepsight_runtime::{Int, Tensor, TensorData};
 /// Which maps the area and smoothness terms see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MaskPairing {
-    /// Each image's map of its own label, `B x 1 x h x w` (what the paper describes; default).
-    #[default]
+    /// Each image's map of its own label, `B x 1 x h x w` (what the paper's text describes).
     OwnLabel,
     /// The reference code's `get_a(labels)`: every image's maps of *all* the batch's labels,
-    /// `B x B x h x w`, so an image's regulariser depends on the other images' labels.
+    /// `B x B x h x w` (default). The regulariser then also pushes down each label's map on the
+    /// batch's other images, so every class row also learns from negatives; measured better on
+    /// held-out AD/IC for Lite0 (BENCHMARKS.md).
+    #[default]
     BatchLabels,
 }
 
@@ -42,7 +44,7 @@ impl Default for LcamLoss {
             area_epsilon: 0.0005,
             tv: 0.01,
             tv_border: 0.3,
-            pairing: MaskPairing::OwnLabel,
+            pairing: MaskPairing::BatchLabels,
         }
     }
 }

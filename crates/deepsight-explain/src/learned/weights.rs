@@ -256,5 +256,6 @@ pub fn shipped(variant: LcamVariant) -> Option<std::sync::Arc<LcamWeights>> {
         .clone()
 }
 
-const SHIPPED_IMG: &[u8] = &[];
-const SHIPPED_FM: &[u8] = &[];
+/// Trained by the commands in BENCHMARKS.md ("L-CAM on Lite0"), stored as F16.
+const SHIPPED_IMG: &[u8] = include_bytes!("../../assets/lcam-img-lite0.safetensors");
+const SHIPPED_FM: &[u8] = include_bytes!("../../assets/lcam-fm-lite0.safetensors");
