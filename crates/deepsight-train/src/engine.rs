@@ -22,6 +22,11 @@ pub trait Task: Sync {
     type Module: Module;
     /// Names of the unweighted loss terms, in the order [`Task::loss`] returns them.
     fn terms(&self) -> &'static [&'static str];
+    /// The coefficient of each term in the total (the loss curve plots weighted terms, so that
+    /// they can be compared).
+    fn term_weights(&self) -> Vec<f32> {
+        vec![1.0; self.terms().len()]
+    }
     /// The weighted total and the unweighted terms of one batch (`images01` `[B, 3, H, W]` in
     /// `[0, 1]`), on the tape when the module is.
     fn loss(
@@ -243,12 +248,15 @@ pub fn train<T: Task>(
             epoch + 1,
             (epoch + 1) * steps_per_epoch,
         )?;
-        let png = log.curve_png(task.terms())?;
+        let png = log.curve_png(task.terms(), &task.term_weights())?;
         deepsight_models::write_atomic(&config.run_dir.join("loss.png"), &png)?;
     }
     if last == config.epochs {
         deepsight_models::write_atomic(&config.out, &task.encode(&module, &[], &[]))?;
     }
+    // Also after a resume of a finished run (no epoch left): the curve with this code's plot.
+    let png = log.curve_png(task.terms(), &task.term_weights())?;
+    deepsight_models::write_atomic(&config.run_dir.join("loss.png"), &png)?;
     Ok((
         module,
         Summary {

@@ -135,6 +135,10 @@ impl Task for LcamTask<'_> {
         &["ce", "area", "tv"]
     }
 
+    fn term_weights(&self) -> Vec<f32> {
+        vec![self.loss.ce, self.loss.area, self.loss.tv]
+    }
+
     fn loss(
         &self,
         module: &AttentionModule,

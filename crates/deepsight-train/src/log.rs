@@ -52,21 +52,30 @@ impl Log {
         self.file.flush().map_err(io(&self.path))
     }
 
-    /// The loss curve of the log so far: the training loss per iteration (a running mean over
-    /// `smooth` iterations) and the validation loss per epoch, over the run's progress.
-    pub fn curve_png(&self, terms: &[&str]) -> Result<Vec<u8>> {
+    /// The loss curve of the log so far: the training loss and each weighted term per iteration
+    /// (running means; full batches only, since a term may scale with the batch) and the
+    /// validation loss per epoch, over the run's progress.
+    pub fn curve_png(&self, terms: &[&str], weights: &[f32]) -> Result<Vec<u8>> {
         let text = std::fs::read_to_string(&self.path).map_err(io(&self.path))?;
         let lines: Vec<Value> = text
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        let steps: Vec<&Value> = lines.iter().filter(|v| v["kind"] == "step").collect();
+        let full = lines
+            .iter()
+            .filter_map(|v| v["images"].as_u64())
+            .max()
+            .unwrap_or(0);
+        let steps: Vec<&Value> = lines
+            .iter()
+            .filter(|v| v["kind"] == "step" && v["images"].as_u64() == Some(full))
+            .collect();
         let epochs: Vec<&Value> = lines.iter().filter(|v| v["kind"] == "epoch").collect();
         let smooth = (steps.len() / 50).max(1);
-        let running = |key: &str| -> Vec<f32> {
+        let running = |key: &str, weight: f32| -> Vec<f32> {
             let v: Vec<f32> = steps
                 .iter()
-                .map(|s| s[key].as_f64().unwrap_or(0.0) as f32)
+                .map(|s| s[key].as_f64().unwrap_or(0.0) as f32 * weight)
                 .collect();
             v.windows(smooth)
                 .map(|w| w.iter().sum::<f32>() / w.len() as f32)
@@ -74,12 +83,12 @@ impl Log {
         };
         let mut series = vec![Series {
             label: "train loss".into(),
-            values: running("loss"),
+            values: running("loss", 1.0),
         }];
-        for t in terms {
+        for (t, w) in terms.iter().zip(weights) {
             series.push(Series {
-                label: format!("train {t}"),
-                values: running(t),
+                label: format!("{w} x {t}"),
+                values: running(t, *w),
             });
         }
         if !epochs.is_empty() {
