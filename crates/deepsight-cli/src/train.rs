@@ -183,8 +183,12 @@ fn lcam(a: LcamArgs) -> Result<()> {
     std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create '{}'", run_dir.display()))?;
     let items = deepsight_train::data::read_folders(&a.data)?;
     let identity = ModelIdentity::of(model, &a.model.model);
-    let labels = match a.labels {
-        LabelsArg::Dataset => items
+    let which = match a.labels {
+        LabelsArg::Predicted => Labels::Predicted,
+        LabelsArg::Dataset => Labels::Dataset,
+    };
+    let labels = match which {
+        Labels::Dataset => items
             .iter()
             .map(|i| {
                 i.dataset_label.with_context(|| {
@@ -195,7 +199,7 @@ fn lcam(a: LcamArgs) -> Result<()> {
                 })
             })
             .collect::<Result<Vec<_>>>()?,
-        LabelsArg::Predicted => {
+        Labels::Predicted => {
             let bar = indicatif::ProgressBar::new(items.len() as u64);
             bar.set_message("labels (the classifier's top-1)");
             let l = predicted_labels(
@@ -216,7 +220,6 @@ fn lcam(a: LcamArgs) -> Result<()> {
             model_classes(model)
         );
     }
-    let _ = Labels::Predicted;
     let (mut train, val) = deepsight_train::data::split(items.len(), a.val_fraction, a.seed);
     if let Some(n) = a.max_train {
         if n == 0 {

@@ -123,6 +123,19 @@ impl GraphModel {
     fn name(&self, id: NodeId) -> String {
         self.graph.nodes()[id].name.clone()
     }
+
+    /// A run's logits, captures and switches under the layers' names.
+    fn named(&self, out: crate::exec::RunOutput) -> Capture {
+        Capture {
+            logits: self.logits_of(out.output),
+            activations: self.by_name(out.captured),
+            switches: self.by_name(out.switches),
+        }
+    }
+
+    fn by_name<T>(&self, values: HashMap<NodeId, T>) -> BTreeMap<String, T> {
+        values.into_iter().map(|(id, t)| (self.name(id), t)).collect()
+    }
 }
 
 impl Classifier for GraphModel {
@@ -189,20 +202,7 @@ impl LayeredClassifier for GraphModel {
             switches,
             ..Default::default()
         };
-        let out = run(&self.plan(&ids), images, &spec);
-        Ok(Capture {
-            logits: self.logits_of(out.output),
-            activations: out
-                .captured
-                .into_iter()
-                .map(|(id, t)| (self.name(id), t))
-                .collect(),
-            switches: out
-                .switches
-                .into_iter()
-                .map(|(id, t)| (self.name(id), t))
-                .collect(),
-        })
+        Ok(self.named(run(&self.plan(&ids), images, &spec)))
     }
 
     fn forward_tracked(&self, images: Tensor<4>, layers: &[&str]) -> Result<Capture> {
@@ -214,16 +214,7 @@ impl LayeredClassifier for GraphModel {
             capture: &ids,
             ..Default::default()
         };
-        let out = run(&self.plan(&ids), images.autodiff(), &spec);
-        Ok(Capture {
-            logits: self.logits_of(out.output),
-            activations: out
-                .captured
-                .into_iter()
-                .map(|(id, t)| (self.name(id), t))
-                .collect(),
-            switches: BTreeMap::new(),
-        })
+        Ok(self.named(run(&self.plan(&ids), images.autodiff(), &spec)))
     }
 
     fn resume(&self, images: Tensor<4>, layer: &str) -> Result<Resume> {

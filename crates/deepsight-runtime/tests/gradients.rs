@@ -2,61 +2,13 @@
 //! every op kind: convolution (strided, grouped, TF-SAME), BatchNorm, ReLU6, overlapping max-pool,
 //! residual add, global average pool, linear.
 
+mod common;
+
+use common::{Rng, bn, conv};
 use deepsight_runtime::{
-    BatchNorm, Bounds, Classifier, Conv2d, Device, GradientRequest, Graph, GraphModel, LayeredClassifier,
-    Linear, Objective, Op, Padding, Pool, RectifierRule, Tensor, TensorData, default_device, to_vec,
+    Bounds, Classifier, Device, GradientRequest, Graph, GraphModel, LayeredClassifier, Linear, Objective, Op,
+    Padding, Pool, RectifierRule, Tensor, TensorData, default_device, to_vec,
 };
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn tensor<const D: usize>(&mut self, shape: [usize; D], scale: f32, d: &Device) -> Tensor<D> {
-        let n = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| self.next() * scale).collect();
-        Tensor::from_data(TensorData::new(v, shape), d)
-    }
-}
-
-fn conv(
-    rng: &mut Rng,
-    io: [usize; 2],
-    k: usize,
-    stride: usize,
-    groups: usize,
-    padding: Padding,
-    d: &Device,
-) -> Op {
-    let w = rng.tensor(
-        [io[1], io[0] / groups, k, k],
-        1.0 / ((io[0] / groups * k * k) as f32).sqrt(),
-        d,
-    );
-    Op::Conv2d(Conv2d {
-        weight: w,
-        bias: Some(rng.tensor([io[1]], 0.1, d)),
-        stride: [stride; 2],
-        dilation: [1, 1],
-        groups,
-        padding,
-    })
-}
-
-fn bn(rng: &mut Rng, c: usize, d: &Device) -> Op {
-    let var = rng.tensor([c], 0.4, d).abs() + 0.6;
-    Op::BatchNorm(BatchNorm {
-        gamma: rng.tensor([c], 0.3, d) + 1.0,
-        beta: rng.tensor([c], 0.2, d),
-        mean: rng.tensor([c], 0.2, d),
-        var,
-        eps: 1e-3,
-    })
-}
 
 /// input -> conv(SAME, s2) -> bn -> relu6 -> maxpool 3x3/s2/p1 -> [a] -> depthwise conv -> bn
 /// -> add(a) -> relu -> [b] -> conv -> gap -> linear

@@ -3,62 +3,13 @@
 //! gradient of the class scores reaches it through every layer kind, matching central
 //! differences of plain inference (which takes the host-side fast paths where it may).
 
+mod common;
+
+use common::{Rng, bn, conv};
 use deepsight_runtime::{
-    Activation, BatchNorm, Bounds, Classifier, Conv2d, Device, ExtOp, GradientRequest, Graph, GraphModel,
-    LayeredClassifier, Linear, Objective, Op, Padding, Pool, RectifierRule, Tensor, TensorData,
-    default_device, to_vec,
+    Activation, Bounds, Classifier, Device, ExtOp, GradientRequest, Graph, GraphModel, LayeredClassifier,
+    Linear, Objective, Op, Padding, Pool, RectifierRule, Tensor, TensorData, default_device, to_vec,
 };
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next() * scale).collect()
-    }
-    fn tensor<const D: usize>(&mut self, shape: [usize; D], scale: f32, d: &Device) -> Tensor<D> {
-        let n = shape.iter().product();
-        Tensor::from_data(TensorData::new(self.vec(n, scale), shape), d)
-    }
-}
-
-fn conv(
-    r: &mut Rng,
-    io: [usize; 2],
-    k: usize,
-    stride: usize,
-    groups: usize,
-    padding: Padding,
-    d: &Device,
-) -> Op {
-    Op::Conv2d(Conv2d {
-        weight: r.tensor(
-            [io[1], io[0] / groups, k, k],
-            1.0 / ((io[0] / groups * k * k) as f32).sqrt(),
-            d,
-        ),
-        bias: Some(r.tensor([io[1]], 0.1, d)),
-        stride: [stride; 2],
-        dilation: [1, 1],
-        groups,
-        padding,
-    })
-}
-
-fn bn(r: &mut Rng, c: usize, d: &Device) -> Op {
-    Op::BatchNorm(BatchNorm {
-        gamma: r.tensor([c], 0.3, d) + 1.0,
-        beta: r.tensor([c], 0.2, d),
-        mean: r.tensor([c], 0.2, d),
-        var: r.tensor([c], 0.4, d).abs() + 0.6,
-        eps: 1e-3,
-    })
-}
 
 /// Every layer kind of the runtime: strided TF-SAME conv, BatchNorm, ReLU6, overlapping max-pool,
 /// a depthwise conv on a 7x7 map (inference takes the host-side channels-last kernel there),

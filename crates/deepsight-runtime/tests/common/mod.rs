@@ -1,0 +1,55 @@
+//! Seeded small random graphs' pieces shared by the gradient tests.
+#![allow(dead_code)]
+
+use deepsight_runtime::{BatchNorm, Conv2d, Device, Op, Padding, Tensor, TensorData};
+
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+    pub fn tensor<const D: usize>(&mut self, shape: [usize; D], scale: f32, d: &Device) -> Tensor<D> {
+        let n = shape.iter().product();
+        Tensor::from_data(TensorData::new(self.vec(n, scale), shape), d)
+    }
+}
+
+pub fn conv(
+    r: &mut Rng,
+    io: [usize; 2],
+    k: usize,
+    stride: usize,
+    groups: usize,
+    padding: Padding,
+    d: &Device,
+) -> Op {
+    Op::Conv2d(Conv2d {
+        weight: r.tensor(
+            [io[1], io[0] / groups, k, k],
+            1.0 / ((io[0] / groups * k * k) as f32).sqrt(),
+            d,
+        ),
+        bias: Some(r.tensor([io[1]], 0.1, d)),
+        stride: [stride; 2],
+        dilation: [1, 1],
+        groups,
+        padding,
+    })
+}
+
+pub fn bn(r: &mut Rng, c: usize, d: &Device) -> Op {
+    Op::BatchNorm(BatchNorm {
+        gamma: r.tensor([c], 0.3, d) + 1.0,
+        beta: r.tensor([c], 0.2, d),
+        mean: r.tensor([c], 0.2, d),
+        var: r.tensor([c], 0.4, d).abs() + 0.6,
+        eps: 1e-3,
+    })
+}
