@@ -57,11 +57,11 @@ pub fn tasks<'a>(model: &'a GraphModel, layer: &str) -> Result<Vec<Task<'a>>, Tr
     };
     let logits = to_vec(model.logits(norm(x.clone()))?);
     let k = model.num_classes();
-    let labels: Vec<usize> = (0..BATCH)
+    let labels: Vec<Vec<usize>> = (0..BATCH)
         .map(|i| {
-            (0..k)
+            vec![(0..k)
                 .max_by(|&a, &b| logits[i * k + a].total_cmp(&logits[i * k + b]))
-                .unwrap_or(0)
+                .unwrap_or(0)]
         })
         .collect();
     let clean_layer = layer.to_string();

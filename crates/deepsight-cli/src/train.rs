@@ -191,7 +191,7 @@ fn lcam(a: LcamArgs) -> Result<()> {
         Labels::Dataset => items
             .iter()
             .map(|i| {
-                i.dataset_label.with_context(|| {
+                i.dataset_labels.clone().with_context(|| {
                     format!(
                         "--labels dataset: '{}' has no label (no dataset.txt)",
                         i.path.display()
@@ -211,10 +211,10 @@ fn lcam(a: LcamArgs) -> Result<()> {
                 &|done, _| bar.set_position(done as u64),
             )?;
             bar.finish_and_clear();
-            l
+            l.into_iter().map(|l| vec![l]).collect()
         }
     };
-    if let Some(&l) = labels.iter().find(|&&l| l >= model_classes(model)) {
+    if let Some(&l) = labels.iter().flatten().find(|&&l| l >= model_classes(model)) {
         bail!(
             "label {l} is out of range: the model has {} classes",
             model_classes(model)

@@ -1,5 +1,5 @@
 //! Training data: labelled folders (`dataset.txt` with `./FILE, LABEL` lines, as
-//! `../shared/data/imagenet-val-1300`) or unlabelled folders of images, several at once, and the
+//! `../shared/data/imagenet-val-1300`, or `./FILE, L1 L2 ...` for multi-label sets) or unlabelled folders of images, several at once, and the
 //! labels to train on (the frozen classifier's own top-1, computed once and cached, or the
 //! dataset's).
 
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
     pub path: PathBuf,
-    /// The dataset's label, where the folder has one.
-    pub dataset_label: Option<usize>,
+    /// The dataset's labels (one or more), where the folder has them.
+    pub dataset_labels: Option<Vec<usize>>,
 }
 
 /// Which labels the module is trained to explain.
@@ -53,7 +53,7 @@ pub fn read_folder(folder: &Path) -> Result<Vec<Item>> {
         })
         .map(|path| Item {
             path,
-            dataset_label: None,
+            dataset_labels: None,
         })
         .collect();
     items.sort_by(|a, b| a.path.cmp(&b.path));
@@ -79,31 +79,43 @@ pub fn read_list(list: &Path) -> Result<Vec<Item>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (file, label) = line.rsplit_once(',').ok_or_else(|| {
+        let (file, labels) = line.rsplit_once(',').ok_or_else(|| {
             data_err(
                 list,
-                format!("line {}: expected 'FILE, LABEL', got '{line}'", n + 1),
+                format!("line {}: expected 'FILE, LABEL [LABEL...]', got '{line}'", n + 1),
             )
         })?;
-        let label: usize = label.trim().parse().map_err(|_| {
+        let labels = parse_labels(labels).map_err(|bad| {
             data_err(
                 list,
-                format!(
-                    "line {}: the label '{}' is not a class index",
-                    n + 1,
-                    label.trim()
-                ),
+                format!("line {}: the label '{bad}' is not a class index", n + 1),
             )
         })?;
         items.push(Item {
             path: root.join(file.trim().trim_start_matches("./")),
-            dataset_label: Some(label),
+            dataset_labels: Some(labels),
         });
     }
     if items.is_empty() {
         return Err(data_err(list, "no images listed"));
     }
     Ok(items)
+}
+
+/// One or more whitespace-separated class indices, in the order written (duplicates dropped);
+/// the offending word on failure.
+pub fn parse_labels(text: &str) -> std::result::Result<Vec<usize>, String> {
+    let mut out: Vec<usize> = Vec::new();
+    for word in text.split_whitespace() {
+        let l = word.parse().map_err(|_| word.to_string())?;
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
+    if out.is_empty() {
+        return Err(text.trim().to_string());
+    }
+    Ok(out)
 }
 
 /// Every image of several folders, in the order given.

@@ -28,12 +28,12 @@ pub trait Task: Sync {
         vec![1.0; self.terms().len()]
     }
     /// The weighted total and the unweighted terms of one batch (`images01` `[B, 3, H, W]` in
-    /// `[0, 1]`), on the tape when the module is.
+    /// `[0, 1]`, each image's labels: one or more), on the tape when the module is.
     fn loss(
         &self,
         module: &Self::Module,
         images01: Tensor<4>,
-        labels: &[usize],
+        labels: &[Vec<usize>],
     ) -> Result<(Tensor<1>, Vec<Tensor<1>>)>;
     /// The module's weight file, with extra byte tensors and metadata (a checkpoint's).
     fn encode(&self, module: &Self::Module, extra: &[(&str, &[u8])], meta: &[(&str, String)]) -> Vec<u8>;
@@ -285,7 +285,7 @@ pub fn train_step<T: Task>(
     optim: &mut ModuleOptimizer,
     rates: (f64, f64),
     images01: Tensor<4>,
-    labels: &[usize],
+    labels: &[Vec<usize>],
 ) -> Result<(T::Module, StepOutput)> {
     let t0 = Instant::now();
     let (loss, terms) = task.loss(&module, images01, labels)?;

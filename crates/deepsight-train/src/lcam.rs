@@ -143,8 +143,11 @@ impl Task for LcamTask<'_> {
         &self,
         module: &AttentionModule,
         images01: Tensor<4>,
-        labels: &[usize],
+        labels: &[Vec<usize>],
     ) -> Result<(Tensor<1>, Vec<Tensor<1>>)> {
+        // L-CAM explains one class per image: the first of its labels.
+        let labels: Vec<usize> = labels.iter().map(|l| l.first().copied().unwrap_or(0)).collect();
+        let labels = &labels[..];
         let batch = TrainBatch {
             images01,
             labels,

@@ -9,18 +9,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
-/// One batch: images `[B, 3, H, W]` in `[0, 1]`, row-major, and their labels.
+/// One batch: images `[B, 3, H, W]` in `[0, 1]`, row-major, and each image's labels (one or more).
 pub struct Batch {
     pub images01: Vec<f32>,
     pub dims: [usize; 4],
-    pub labels: Vec<usize>,
+    pub labels: Vec<Vec<usize>>,
 }
 
 /// What a loader needs to make batches.
 #[derive(Clone)]
 pub struct Source {
     pub paths: Arc<Vec<PathBuf>>,
-    pub labels: Arc<Vec<usize>>,
+    pub labels: Arc<Vec<Vec<usize>>>,
     pub eval: Preprocess,
 }
 
@@ -71,6 +71,6 @@ fn make_batch(
     Ok(Batch {
         images01,
         dims: [chunk.len(), 3, h, w],
-        labels: chunk.iter().map(|&i| source.labels[i]).collect(),
+        labels: chunk.iter().map(|&i| source.labels[i].clone()).collect(),
     })
 }

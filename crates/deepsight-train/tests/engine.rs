@@ -114,7 +114,7 @@ fn data(dir: &Path) -> Data {
     Data {
         source: Source {
             paths: Arc::new(items.iter().map(|i| i.0.clone()).collect()),
-            labels: Arc::new(items.iter().map(|i| i.1).collect()),
+            labels: Arc::new(items.iter().map(|i| vec![i.1]).collect()),
             eval: Preset::EfficientNetLite.pipeline_for([16, 16]),
         },
         train,
