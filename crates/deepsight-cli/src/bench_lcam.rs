@@ -59,9 +59,11 @@ pub fn tasks<'a>(model: &'a GraphModel, layer: &str) -> Result<Vec<Task<'a>>, Tr
     let k = model.num_classes();
     let labels: Vec<Vec<usize>> = (0..BATCH)
         .map(|i| {
-            vec![(0..k)
-                .max_by(|&a, &b| logits[i * k + a].total_cmp(&logits[i * k + b]))
-                .unwrap_or(0)]
+            vec![
+                (0..k)
+                    .max_by(|&a, &b| logits[i * k + a].total_cmp(&logits[i * k + b]))
+                    .unwrap_or(0),
+            ]
         })
         .collect();
     let clean_layer = layer.to_string();

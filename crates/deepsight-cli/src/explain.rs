@@ -518,7 +518,7 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// `--method all` leaves out the L-CAM variants whose weights were trained for another model
+/// `--method all` leaves out the learned methods (L-CAM, the explainer network) whose weights were trained for another model
 /// (the shipped ones fit the embedded lite0 only), saying so; naming them explicitly refuses.
 fn skip_unfitted_lcam(
     explainers: Vec<Box<dyn Explainer>>,
@@ -529,17 +529,27 @@ fn skip_unfitted_lcam(
     explainers
         .into_iter()
         .filter(|e| {
-            let (variant, weights) = match e.name() {
-                "l-cam-img" => (LcamVariant::Img, &options.lcam_img),
-                "l-cam-fm" => (LcamVariant::Fm, &options.lcam_fm),
+            let lcam =
+                |variant, weights: &Option<std::sync::Arc<deepsight_explain::learned::LcamWeights>>| {
+                    weights
+                        .as_ref()
+                        .is_some_and(|w| w.check_fits(model, variant, &w.layer).is_ok())
+                };
+            let (fits, flag) = match e.name() {
+                "l-cam-img" => (lcam(LcamVariant::Img, &options.lcam_img), "--lcam-weights"),
+                "l-cam-fm" => (lcam(LcamVariant::Fm, &options.lcam_fm), "--lcam-weights"),
+                "explainer" => (
+                    options
+                        .explainer
+                        .as_ref()
+                        .is_some_and(|w| w.check_fits(model).is_ok()),
+                    "--explainer-weights",
+                ),
                 _ => return true,
             };
-            let fits = weights
-                .as_ref()
-                .is_some_and(|w| w.check_fits(model, variant, &w.layer).is_ok());
             if !fits {
                 eprintln!(
-                    "note: --method all leaves out {}: no weights for this model (--lcam-weights)",
+                    "note: --method all leaves out {}: no weights for this model ({flag})",
                     e.name()
                 );
             }

@@ -12,8 +12,11 @@ mod layers;
 mod lcam_args;
 mod methods;
 mod model_arg;
+mod mosaic;
 mod perturbation_args;
 mod train;
+mod train_classifier;
+mod train_explainer;
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +55,8 @@ enum Command {
     Bench(bench::Args),
     /// Train a module on a frozen classifier (L-CAM).
     Train(train::Args),
+    /// Write the Fashion-MNIST mosaic set: multi-label images with ground-truth pixel masks.
+    Mosaic(mosaic::Args),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Train(a) => train::run(a),
+        Command::Mosaic(a) => mosaic::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
     /// A built-in model (lite0, alexnet, zfnet, vgg11, vgg11_bn, vgg16, vgg16_bn, resnet18,
-    /// resnet50), an ONNX file (.onnx), or a weight file (.pth, .safetensors) for `--arch`.
+    /// resnet50, mosaic-cnn), an ONNX file (.onnx), or a weight file (.pth, .safetensors) for
+    /// `--arch`.
     #[arg(long, default_value = "lite0")]
     pub model: String,
     /// Architecture of the weight file given to `--model` (a built-in name).

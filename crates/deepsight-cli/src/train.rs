@@ -21,6 +21,11 @@ enum What {
     /// L-CAM-Img or L-CAM-Fm (Gkartzonika et al. 2022): an attention module on one layer of the
     /// frozen classifier, so that a class map costs one forward pass.
     Lcam(LcamArgs),
+    /// The explainer network of Stalder et al. 2022: a segmenter trained on the frozen classifier
+    /// to output every class's mask in one forward pass.
+    Explainer(crate::train_explainer::Args),
+    /// A small multi-label CNN classifier (BCE), e.g. for the mosaic benchmark.
+    Classifier(crate::train_classifier::Args),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -149,6 +154,8 @@ pub struct LcamArgs {
 pub fn run(a: Args) -> Result<()> {
     match a.what {
         What::Lcam(a) => lcam(a),
+        What::Explainer(a) => crate::train_explainer::run(a),
+        What::Classifier(a) => crate::train_classifier::run(a),
     }
 }
 
@@ -323,6 +330,7 @@ fn lcam(a: LcamArgs) -> Result<()> {
         run_dir: run_dir.clone(),
         resume: a.resume,
         stop_after: a.stop_after,
+        early_stop: None,
     };
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(

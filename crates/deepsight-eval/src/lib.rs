@@ -10,6 +10,7 @@ pub mod localisation;
 pub mod pointing;
 pub mod road;
 pub mod sanity;
+pub mod segmentation;
 
 pub use error::{EvalError, Result};
 

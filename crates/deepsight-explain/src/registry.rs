@@ -6,7 +6,7 @@ use crate::Progress;
 use crate::cam::{Cam, ClassActivationMap, EigenCam, GradCam, GradCamPlusPlus, LayerCam, XGradCam};
 use crate::gradient::{Deconvnet, GuidedBackprop, InputXGradient, IntegratedGradients, Saliency};
 use crate::guided_gradcam::GuidedGradCam;
-use crate::learned::{Lcam, LcamFm, LcamImg, LcamVariant, LcamWeights};
+use crate::learned::{ExplainerWeights, Lcam, LcamFm, LcamImg, LcamVariant, LcamWeights, NnExplainer};
 use crate::localisation::GraphCutLocalisation;
 use crate::perturbation::ablation_cam::AblationCam;
 use crate::perturbation::occlusion::Occlusion;
@@ -41,7 +41,7 @@ fn module_doc(source: &str) -> String {
         .join("\n")
 }
 
-const SOURCES: [(&str, &str); 20] = [
+const SOURCES: [(&str, &str); 21] = [
     ("saliency", include_str!("gradient/saliency.rs")),
     ("input-x-gradient", include_str!("gradient/input_x_gradient.rs")),
     ("guided-backprop", include_str!("gradient/guided_backprop.rs")),
@@ -65,6 +65,7 @@ const SOURCES: [(&str, &str); 20] = [
     ("graphcut-loc", include_str!("localisation/graphcut.rs")),
     ("l-cam-img", include_str!("learned/lcam_img.rs")),
     ("l-cam-fm", include_str!("learned/lcam_fm.rs")),
+    ("explainer", include_str!("learned/explainer.rs")),
 ];
 
 /// Every method, in the order `deepsight methods` lists them.
@@ -121,6 +122,8 @@ pub struct MethodOptions {
     pub lcam_img: Option<Arc<LcamWeights>>,
     /// L-CAM-Fm's trained weights (default: the ones shipped for the embedded Lite0).
     pub lcam_fm: Option<Arc<LcamWeights>>,
+    /// The explainer network's trained weights (default: the ones shipped for the embedded Lite0).
+    pub explainer: Option<Arc<ExplainerWeights>>,
 }
 
 impl Default for MethodOptions {
@@ -139,6 +142,7 @@ impl Default for MethodOptions {
             progress: Progress::default(),
             lcam_img: crate::learned::weights::shipped(LcamVariant::Img),
             lcam_fm: crate::learned::weights::shipped(LcamVariant::Fm),
+            explainer: crate::learned::explainer_weights::shipped(),
         }
     }
 }
@@ -192,6 +196,7 @@ pub fn by_name_with(name: &str, o: &MethodOptions) -> Option<Box<dyn Explainer>>
             kind: LcamFm,
             weights: o.lcam_fm.clone(),
         }),
+        "explainer" => Box::new(NnExplainer::new(o.explainer.clone())),
         _ => return None,
     })
 }

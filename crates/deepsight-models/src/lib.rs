@@ -6,6 +6,7 @@ mod builder;
 pub mod error;
 mod io;
 pub mod lite0;
+pub mod mosaic_cnn;
 mod pickle;
 pub mod preprocess;
 pub mod pth;

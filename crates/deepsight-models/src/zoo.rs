@@ -5,7 +5,7 @@ use crate::preprocess::{Preprocess, Preset};
 use crate::pth::{parse_pth, read_pth};
 use crate::source::{RandomWeights, WeightSource};
 use crate::weights::Weights;
-use crate::{alexnet, lite0, resnet, vgg};
+use crate::{alexnet, lite0, mosaic_cnn, resnet, vgg};
 use deepsight_runtime::{Classifier, Device, Graph, GraphModel};
 use std::path::{Path, PathBuf};
 
@@ -37,11 +37,14 @@ pub enum Arch {
     Resnet18,
     /// torchvision ResNet-50.
     Resnet50,
+    /// The small multi-label CNN of the Fashion-MNIST mosaic benchmark (see [`mosaic_cnn`]):
+    /// 112x112 input, the classes read from `fc.weight`.
+    MosaicCnn,
 }
 
 impl Arch {
     /// Every built-in, with its CLI name (torchvision's model function name where there is one).
-    pub const ALL: [(Arch, &'static str); 9] = [
+    pub const ALL: [(Arch, &'static str); 10] = [
         (Arch::Lite0, "lite0"),
         (Arch::Alexnet, "alexnet"),
         (Arch::Zfnet, "zfnet"),
@@ -51,6 +54,7 @@ impl Arch {
         (Arch::Vgg16Bn, "vgg16_bn"),
         (Arch::Resnet18, "resnet18"),
         (Arch::Resnet50, "resnet50"),
+        (Arch::MosaicCnn, "mosaic-cnn"),
     ];
 
     /// The CLI name.
@@ -68,15 +72,27 @@ impl Arch {
     }
 
     /// The preprocessing the architecture's weights expect (ZF-Net has no published weights: it
-    /// takes torchvision's, like the AlexNet it varies).
+    /// takes torchvision's, like the AlexNet it varies). The mosaic CNN is trained on
+    /// `(x - 127) / 128` of images already at its input size, which this preset resizes to
+    /// exactly, with no crop (a no-op on the mosaics themselves).
     pub fn preset(self) -> Preset {
         match self {
-            Arch::Lite0 => Preset::EfficientNetLite,
+            Arch::Lite0 | Arch::MosaicCnn => Preset::EfficientNetLite,
             _ => Preset::TorchvisionImagenet,
         }
     }
 
-    /// Builds the graph with weights from `source`, for ImageNet's 1000 classes.
+    /// The input size `[height, width]` the architecture is built for, where it is not its
+    /// preset's (224x224).
+    pub fn input_size(self) -> Option<[usize; 2]> {
+        match self {
+            Arch::MosaicCnn => Some(mosaic_cnn::INPUT_SIZE),
+            _ => None,
+        }
+    }
+
+    /// Builds the graph with weights from `source`, for ImageNet's 1000 classes (the mosaic CNN:
+    /// Fashion-MNIST's 10; [`Arch::graph_from`] reads its class count from a state dict).
     pub fn graph<W: WeightSource>(self, source: &W, device: &Device) -> Result<Graph> {
         const CLASSES: usize = 1000;
         match self {
@@ -89,6 +105,24 @@ impl Arch {
             Arch::Vgg16Bn => vgg::vgg16_bn(source, device, CLASSES),
             Arch::Resnet18 => resnet::resnet18(source, device, CLASSES),
             Arch::Resnet50 => resnet::resnet50(source, device, CLASSES),
+            Arch::MosaicCnn => mosaic_cnn::mosaic_cnn(source, device, mosaic_cnn::DEFAULT_CLASSES),
+        }
+    }
+
+    /// Builds the graph from a state dict: as [`Arch::graph`], except that an architecture whose
+    /// class count is not fixed (the mosaic CNN) takes it from the weights' `fc.weight`.
+    pub fn graph_from(self, weights: &Weights, device: &Device) -> Result<Graph> {
+        match self {
+            Arch::MosaicCnn => mosaic_cnn::mosaic_cnn(weights, device, mosaic_cnn::classes_in(weights)?),
+            _ => self.graph(weights, device),
+        }
+    }
+
+    /// Human-readable names of the `classes` outputs of this architecture.
+    pub fn class_names(self, classes: usize) -> Vec<String> {
+        match self {
+            Arch::MosaicCnn => mosaic_cnn::class_names(classes),
+            _ => imagenet_classes(),
         }
     }
 }
@@ -184,27 +218,36 @@ impl ModelSource {
                 arch,
                 random_seed: None,
             } => {
+                let reason = match arch {
+                    Arch::MosaicCnn => {
+                        "no weights ship for this architecture: train them with `deepsight train \
+                         classifier` and pass the file to --model with --arch mosaic-cnn"
+                    }
+                    _ => "no weights ship for this architecture: pass a weight file (torchvision state dict)",
+                };
                 return Err(ModelError::Weight {
                     name: arch.name().into(),
-                    reason:
-                        "no weights ship for this architecture: pass a weight file (torchvision state dict)"
-                            .into(),
+                    reason: reason.into(),
                 });
             }
             ModelSource::File { arch, path } => {
                 let w = read_weights(path)?;
-                let graph = arch.graph(&w, device).map_err(|e| e.at(path))?;
+                let graph = arch.graph_from(&w, device).map_err(|e| e.at(path))?;
                 (*arch, graph, format!("{} ({})", arch.name(), path.display()))
             }
             ModelSource::Onnx { path, input_size } => return load_onnx(path, *input_size, device),
         };
         let preset = arch.preset();
-        let model = GraphModel::new(graph, preset.pipeline().size(), device.clone())?;
+        let pipeline = match arch.input_size() {
+            Some(size) => preset.pipeline_for(size),
+            None => preset.pipeline(),
+        };
+        let model = GraphModel::new(graph, pipeline.size(), device.clone())?;
         Ok(LoadedModel {
+            class_names: arch.class_names(model.num_classes()),
             model,
             preset,
-            pipeline: preset.pipeline(),
-            class_names: imagenet_classes(),
+            pipeline,
             description,
         })
     }

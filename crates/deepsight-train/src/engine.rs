@@ -57,6 +57,33 @@ pub struct TrainConfig {
     pub resume: bool,
     /// Stop after this many epochs of this invocation (to test resuming; `None`: run them all).
     pub stop_after: Option<usize>,
+    /// Stop when the validation loss has not improved for a while; the output is then the best
+    /// epoch's weights (PyTorch Lightning's `EarlyStopping`, mode min).
+    pub early_stop: Option<EarlyStop>,
+}
+
+/// Early stopping on the validation loss.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EarlyStop {
+    /// Epochs without an improvement of at least `min_delta` before stopping.
+    pub patience: usize,
+    pub min_delta: f32,
+}
+
+impl EarlyStop {
+    /// The best epoch (0-based) of `val` and whether the run should stop after its last epoch:
+    /// an epoch improves when its loss is below the best so far minus `min_delta`.
+    pub fn judge(&self, val: &[f32]) -> (usize, bool) {
+        let (mut best, mut best_at, mut waited) = (f32::INFINITY, 0, 0);
+        for (i, &v) in val.iter().enumerate() {
+            if v < best - self.min_delta {
+                (best, best_at, waited) = (v, i, 0);
+            } else {
+                waited += 1;
+            }
+        }
+        (best_at, waited >= self.patience)
+    }
 }
 
 /// Images with their labels, split into training and validation.
@@ -84,6 +111,8 @@ pub struct Progress {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub epochs_done: usize,
+    /// Early stopping ended the run before its last epoch.
+    pub stopped_early: bool,
     /// Per epoch: mean training loss and validation loss (NaN without a validation split).
     pub history: Vec<(f32, f32)>,
     pub seconds: f64,
@@ -97,12 +126,13 @@ impl TrainConfig {
 
     fn fingerprint(&self, data: &Data) -> String {
         format!(
-            "epochs={} batch={} seed={} aug={:?} optim={:?} train={} val={}",
+            "epochs={} batch={} seed={} aug={:?} optim={:?} early_stop={:?} train={} val={}",
             self.epochs,
             self.batch_size,
             self.seed,
             self.augmentation,
             self.optim,
+            self.early_stop,
             data.train.len(),
             data.val.len()
         )
@@ -171,10 +201,17 @@ pub fn train<T: Task>(
     let mut log = Log::open(&config.run_dir.join("train.jsonl"), start_epoch)?;
     let mut history = read_history(&config.run_dir.join("train.jsonl"));
     let started = Instant::now();
-    let last = match config.stop_after {
+    let mut last = match config.stop_after {
         Some(n) => (start_epoch + n).min(config.epochs),
         None => config.epochs,
     };
+    let mut stopped_early = config.early_stop.is_some_and(|e| {
+        let val: Vec<f32> = history.iter().map(|h| h.1).collect();
+        !val.is_empty() && e.judge(&val).1
+    });
+    if stopped_early {
+        last = start_epoch;
+    }
     for epoch in start_epoch..last {
         let epoch_started = Instant::now();
         let mut order = data.train.clone();
@@ -250,9 +287,29 @@ pub fn train<T: Task>(
         )?;
         let png = log.curve_png(task.terms(), &task.term_weights())?;
         deepsight_models::write_atomic(&config.run_dir.join("loss.png"), &png)?;
+        if let Some(e) = config.early_stop
+            && !data.val.is_empty()
+        {
+            let val: Vec<f32> = history.iter().map(|h| h.1).collect();
+            if e.judge(&val).1 {
+                stopped_early = true;
+                last = epoch + 1;
+                break;
+            }
+        }
     }
-    if last == config.epochs {
-        deepsight_models::write_atomic(&config.out, &task.encode(&module, &[], &[]))?;
+    match config.early_stop {
+        Some(e) if (stopped_early || last == config.epochs) && !data.val.is_empty() => {
+            let val: Vec<f32> = history.iter().map(|h| h.1).collect();
+            let best = e.judge(&val).0 + 1;
+            let file = config.run_dir.join(format!("epoch-{best}.safetensors"));
+            let bytes = std::fs::read(&file).map_err(|source| TrainError::Io { path: file, source })?;
+            deepsight_models::write_atomic(&config.out, &bytes)?;
+        }
+        _ if last == config.epochs => {
+            deepsight_models::write_atomic(&config.out, &task.encode(&module, &[], &[]))?;
+        }
+        _ => {}
     }
     // Also after a resume of a finished run (no epoch left): the curve with this code's plot.
     let png = log.curve_png(task.terms(), &task.term_weights())?;
@@ -261,6 +318,7 @@ pub fn train<T: Task>(
         module,
         Summary {
             epochs_done: last,
+            stopped_early,
             history,
             seconds: started.elapsed().as_secs_f64(),
         },

@@ -11,17 +11,20 @@
 
 pub mod augment;
 pub mod checkpoint;
+pub mod classifier;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod explainer;
 pub mod lcam;
 pub mod loader;
 pub mod log;
+pub mod mosaic;
 pub mod optim;
 pub mod rng;
 
 pub use augment::Augmentation;
 pub use data::{Item, Labels};
-pub use engine::{Data, Progress, StepOutput, Summary, Task, TrainConfig, train, train_step};
+pub use engine::{Data, EarlyStop, Progress, StepOutput, Summary, Task, TrainConfig, train, train_step};
 pub use error::{Result, TrainError};
 pub use optim::{OptimConfig, OptimizerKind, Schedule};

@@ -143,6 +143,7 @@ fn config(dir: &Path, epochs: usize) -> TrainConfig {
         run_dir: dir.join("run"),
         resume: false,
         stop_after: None,
+        early_stop: None,
     }
 }
 

@@ -1,7 +1,9 @@
 //! An evaluation set: image files with labels (`dataset.txt`: `./FILE, LABEL` lines, as
-//! `../shared/data/imagenet-val-1300`) and, optionally beside it, `annotations.json` with each
-//! image's ground-truth boxes (`file`, `size` = `[width, height]` of the stored image,
-//! `boxes_xyxy` in that image's pixels).
+//! `../shared/data/imagenet-val-1300`, or `./FILE, L1 L2 ...` for multi-label sets) and,
+//! optionally beside it, `annotations.json` with each image's ground-truth boxes (`file`, `size` =
+//! `[width, height]` of the stored image, `boxes_xyxy` in that image's pixels) and `masks/` with
+//! each image's ground-truth pixel mask `masks/<stem>.png` (the mask annotation format of
+//! `deepsight_train::mosaic`: 8-bit grey, 0 background, `v` = class `v - 1`, 255 void).
 
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -13,7 +15,12 @@ pub struct Item {
     /// As written in the list (the key of resumable records).
     pub name: String,
     pub path: PathBuf,
+    /// The first of `labels`: the class of the single-label metrics.
     pub label: usize,
+    /// Every label of the line, in order, without repeats.
+    pub labels: Vec<usize>,
+    /// `masks/<stem>.png` beside the list, when it exists (read when used).
+    pub mask: Option<PathBuf>,
     /// `[width, height]` of the stored image and its boxes `[x0, y0, x1, y1]`, when annotated.
     pub boxes: Option<([usize; 2], Vec<[f32; 4]>)>,
 }
@@ -34,27 +41,46 @@ pub fn load(data: &Path, limit: Option<usize>) -> Result<Vec<Item>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let Some((file, label)) = line.rsplit_once(',') else {
+        let Some((file, text_labels)) = line.rsplit_once(',') else {
             bail!(
-                "{}:{}: expected 'FILE, LABEL', got '{line}'",
+                "{}:{}: expected 'FILE, LABEL' or 'FILE, L1 L2 ...', got '{line}'",
                 list.display(),
                 n + 1
             );
         };
-        let label: usize = label.trim().parse().with_context(|| {
-            format!(
-                "{}:{}: the label '{}' is not a class index",
+        let mut labels: Vec<usize> = Vec::new();
+        for l in text_labels.split_whitespace() {
+            let label: usize = l.parse().with_context(|| {
+                format!(
+                    "{}:{}: the label '{l}' is not a class index",
+                    list.display(),
+                    n + 1
+                )
+            })?;
+            if !labels.contains(&label) {
+                labels.push(label);
+            }
+        }
+        let Some(&label) = labels.first() else {
+            bail!(
+                "{}:{}: no label after the comma in '{line}'",
                 list.display(),
-                n + 1,
-                label.trim()
-            )
-        })?;
+                n + 1
+            );
+        };
         let file = file.trim();
         let key = file.trim_start_matches("./");
+        let path = root.join(key);
+        let mask = path
+            .file_stem()
+            .map(|stem| root.join("masks").join(format!("{}.png", stem.to_string_lossy())))
+            .filter(|m| m.is_file());
         items.push(Item {
             name: file.to_string(),
-            path: root.join(key),
+            path,
             label,
+            labels,
+            mask,
             boxes: boxes.get(key).cloned(),
         });
         if limit.is_some_and(|l| items.len() >= l) {

@@ -7,6 +7,7 @@ mod dataset;
 mod errors;
 mod records;
 mod report;
+mod segmentation;
 
 use crate::model_arg::ModelArgs;
 use anyhow::{Context, Result, bail};
@@ -42,6 +43,8 @@ pub enum Metric {
     Sanity,
     /// Misclassified images: the map of the predicted class beside the map of the true class, their Pearson r and IoU of the top 15%.
     Errors,
+    /// Maps of every ground-truth class against the pixel masks (masks/), with constant, intensity and perfect baselines (profile nn-explainer).
+    Segmentation,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -54,7 +57,7 @@ enum AdIcProfileArg {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A folder with `dataset.txt` (and optionally `annotations.json`), or the list file.
+    /// A folder with `dataset.txt` (and optionally `annotations.json` and `masks/`), or the list file.
     #[arg(long)]
     data: PathBuf,
     #[command(flatten)]
@@ -152,6 +155,23 @@ pub fn run(a: Args) -> Result<()> {
             a.data.display()
         );
     }
+    let segment = a.metrics.contains(&Metric::Segmentation);
+    if segment && items.iter().all(|i| i.mask.is_none()) {
+        bail!(
+            "--metrics segmentation needs ground-truth masks: no masks/<stem>.png beside '{}'",
+            a.data.display()
+        );
+    }
+    // The baselines of an image that are still to be recorded (images with a mask only).
+    let baselines_of = |records: &records::Records, it: &dataset::Item| -> Vec<&'static str> {
+        if !segment || it.mask.is_none() {
+            return Vec::new();
+        }
+        segmentation::BASELINES
+            .into_iter()
+            .filter(|b| !records.is_done(&it.name, b))
+            .collect()
+    };
     let model = &loaded.model;
     let normaliser = Normaliser {
         mean: loaded.pipeline.mean,
@@ -165,7 +185,10 @@ pub fn run(a: Args) -> Result<()> {
     let mut records = records::Records::open(&a.out.join("records.jsonl"))?;
     let todo: Vec<&dataset::Item> = items
         .iter()
-        .filter(|it| explainers.iter().any(|e| !records.is_done(&it.name, e.name())))
+        .filter(|it| {
+            explainers.iter().any(|e| !records.is_done(&it.name, e.name()))
+                || !baselines_of(&records, it).is_empty()
+        })
         .collect();
     let bar = indicatif::ProgressBar::new(todo.len() as u64);
     bar.set_style(
@@ -204,17 +227,27 @@ pub fn run(a: Args) -> Result<()> {
             .map(|e| e.as_ref())
             .filter(|e| !records.is_done(&item.name, e.name()))
             .collect();
-        for r in ctx.evaluate_image(item, image, &pending)? {
+        let truths = if segment {
+            segmentation::load_truths(item, &loaded.pipeline, model.num_classes())?
+        } else {
+            None
+        };
+        let baselines = baselines_of(&records, item);
+        for r in ctx.evaluate_image(item, image, &pending, truths.as_ref(), &baselines)? {
             records.push(r)?;
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let mut rows = a.methods.clone();
+    if segment {
+        rows.extend(segmentation::BASELINES.map(String::from));
+    }
     report::write(
         &a.out,
         &records.all,
         &a.metrics,
-        &a.methods,
+        &rows,
         profile,
         items.len(),
         &loaded.description,
@@ -265,12 +298,15 @@ impl Ctx<'_> {
         self.metrics.contains(&m)
     }
 
-    /// Every pending method's record for one image.
+    /// Every pending method's record for one image, then those of the pending segmentation
+    /// `baselines` (when the image has `truths`).
     fn evaluate_image(
         &self,
         item: &dataset::Item,
         image: Tensor<4>,
         methods: &[&dyn Explainer],
+        truths: Option<&segmentation::Truths>,
+        baselines: &[&str],
     ) -> Result<Vec<serde_json::Value>> {
         let dims = image.dims();
         let [_, c, h, w] = dims;
@@ -399,6 +435,37 @@ impl Ctx<'_> {
                 r["sanity_layers"] = json!(steps.iter().map(|s| s.layer.clone()).collect::<Vec<_>>());
                 r["sanity_spearman"] = json!(steps.iter().map(|s| s.spearman).collect::<Vec<_>>());
             }
+            if let (true, Some(t)) = (self.has(Metric::Segmentation), truths) {
+                // One map per ground-truth class; the predicted class's is the one above.
+                let (mut fwd, mut bwd, mut class_maps) = (0, 0, Vec::new());
+                for &g in &t.labels {
+                    let m = if g == class {
+                        map.clone()
+                    } else {
+                        let ex = e
+                            .explain(self.model, &request(g))
+                            .with_context(|| format!("{}: {} for label {g}", item.name, e.name()))?;
+                        fwd += ex.passes.forward;
+                        bwd += ex.passes.backward;
+                        one_channel(&ex.maps[0])
+                    };
+                    class_maps.push(segmentation::normalised(&m, h, w));
+                }
+                let merged = deepsight_eval::segmentation::merge_max(&class_maps);
+                r["labels"] = json!(t.labels);
+                r["segmentation_forward_passes"] = json!(fwd);
+                r["segmentation_backward_passes"] = json!(bwd);
+                metric_passes += segmentation::score(
+                    self.model,
+                    &x,
+                    [c, h, w],
+                    (merged, class_maps),
+                    t,
+                    self.batch_size,
+                    &mut r,
+                )
+                .with_context(|| format!("{}: {}", item.name, e.name()))?;
+            }
             r["metric_passes"] = json!(metric_passes);
             maps.push(map);
             out.push(r);
@@ -430,6 +497,18 @@ impl Ctx<'_> {
                     r["metric_passes"] = json!(mp + passes / n);
                 }
             }
+        }
+        for &name in baselines.iter().filter(|_| self.has(Metric::Segmentation)) {
+            let Some(t) = truths else { break };
+            let mut r = json!({
+                "image": item.name, "method": name, "label": item.label, "labels": t.labels,
+                "class": class, "baseline": true, "forward_passes": 0, "backward_passes": 0, "seconds": 0.0,
+            });
+            let maps = segmentation::baseline(name, &x01, t);
+            let passes = segmentation::score(self.model, &x, [c, h, w], maps, t, self.batch_size, &mut r)
+                .with_context(|| format!("{}: baseline {name}", item.name))?;
+            r["metric_passes"] = json!(passes);
+            out.push(r);
         }
         Ok(out)
     }

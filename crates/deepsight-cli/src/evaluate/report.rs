@@ -1,7 +1,7 @@
 //! The evaluation report: one row per method, one column per metric, the profile of each metric
 //! named in the header; Markdown, CSV and JSON, and plots of the mean deletion / insertion curves.
 
-use super::{KEEPS, Metric, errors};
+use super::{KEEPS, Metric, errors, segmentation};
 use anyhow::Result;
 use deepsight_eval::adic::{AdIcProfile, Confidence, average_drop, increase_in_confidence};
 use deepsight_eval::pointing::PointingGame;
@@ -70,6 +70,9 @@ pub fn write(
         columns.push("mean r (pred vs true map)".into());
         columns.push("mean IoU top 15%".into());
     }
+    if has(Metric::Segmentation) {
+        columns.extend(segmentation::COLUMNS.iter().map(|(h, _)| h.to_string()));
+    }
     columns.extend(
         [
             "forward passes / expl.",
@@ -106,9 +109,14 @@ pub fn write(
                         })
                     })
                     .collect();
-                let (ad, ic) = (average_drop(&c, profile), increase_in_confidence(&c));
-                row.push(format!("{ad:.2}"));
-                row.push(format!("{ic:.2}"));
+                // Rows without AD/IC records (the segmentation baselines) show "-".
+                let (ad, ic) = if c.is_empty() {
+                    (None, None)
+                } else {
+                    (Some(average_drop(&c, profile)), Some(increase_in_confidence(&c)))
+                };
+                row.push(ad.map_or("-".into(), |v| format!("{v:.2}")));
+                row.push(ic.map_or("-".into(), |v| format!("{v:.2}")));
                 j[format!("AD_{tag}")] = json!(ad);
                 j[format!("IC_{tag}")] = json!(ic);
             }
@@ -131,17 +139,25 @@ pub fn write(
         }
         if has(Metric::Pointing) {
             let (mut game, mut centre) = (PointingGame::default(), PointingGame::default());
+            let mut n = 0;
             for r in &rows {
                 let label = r["label"].as_u64().unwrap_or(0) as usize;
                 if let (Some(h), Some(c)) = (r["pointing_hit"].as_bool(), r["centre_hit"].as_bool()) {
                     game.add(label, h);
                     centre.add(label, c);
+                    n += 1;
                 }
             }
-            let (s, c) = (100.0 * game.score(), 100.0 * centre.score());
-            row.push(format!("{s:.2} ({c:.2})"));
-            j["pointing_game"] = json!(s);
-            j["pointing_centre_baseline"] = json!(c);
+            if n == 0 {
+                row.push("-".into());
+                j["pointing_game"] = Value::Null;
+                j["pointing_centre_baseline"] = Value::Null;
+            } else {
+                let (s, c) = (100.0 * game.score(), 100.0 * centre.score());
+                row.push(format!("{s:.2} ({c:.2})"));
+                j["pointing_game"] = json!(s);
+                j["pointing_centre_baseline"] = json!(c);
+            }
         }
         if has(Metric::Localisation) {
             let ok = mean(
@@ -169,6 +185,9 @@ pub fn write(
             j["error_pearson_mean"] = json!(r);
             j["error_iou15_mean"] = json!(iou);
         }
+        if has(Metric::Segmentation) {
+            row.extend(segmentation::cells(&rows, &mut j));
+        }
         for key in ["forward_passes", "backward_passes", "metric_passes", "seconds"] {
             let v = f(key);
             row.push(v.map_or("-".into(), |v| {
@@ -193,6 +212,11 @@ pub fn write(
             AdIcProfile::Pgc => "pgc",
         }
     );
+    let profiles = if has(Metric::Segmentation) {
+        format!("{profiles}, {}", segmentation::PROFILE)
+    } else {
+        profiles
+    };
     let mut md = format!("# DeepSight evaluation\n\nmodel: {model}; {images} images\n\n{profiles}\n\n");
     md += &format!(
         "| {} |\n|{}|\n",
@@ -207,7 +231,12 @@ pub fn write(
     }
     write_atomic(&out.join("results.md"), md.as_bytes())?;
     if has(Metric::Errors) {
-        errors::write_report(out, records, methods)?;
+        let explained: Vec<String> = methods
+            .iter()
+            .filter(|m| !segmentation::BASELINES.contains(&m.as_str()))
+            .cloned()
+            .collect();
+        errors::write_report(out, records, &explained)?;
     }
     let csv_cell = |s: &String| {
         if s.contains(',') {

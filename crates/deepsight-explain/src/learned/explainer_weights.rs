@@ -1,0 +1,242 @@
+//! Explainer weight files: the decoder's tensors in safetensors, with metadata naming the taps,
+//! the width, the profile it was trained with, the classifier kind and the model it was trained
+//! for, so that a file trained for another model is refused with a message naming both.
+
+use crate::learned::explainer_loss::ClassifierKind;
+use crate::learned::segmenter::{NamedTensors, TapDecoder, TapSpec};
+use crate::learned::weights::ModelIdentity;
+use crate::{ExplainError, Result};
+use deepsight_runtime::{Device, LayeredClassifier};
+use safetensors::Dtype;
+use std::collections::BTreeMap;
+
+const FORMAT: &str = "deepsight-explainer/1";
+
+/// A trained explainer with what it was trained for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplainerWeights {
+    pub spec: TapSpec,
+    pub model: ModelIdentity,
+    /// The training profile's name (`imagenet-lite0`, `rtis`, ...).
+    pub profile: String,
+    pub kind: ClassifierKind,
+    pub tensors: NamedTensors,
+    /// Free-form facts (training command, epochs, data).
+    pub info: BTreeMap<String, String>,
+}
+
+fn invalid(source: &str, reason: impl std::fmt::Display) -> ExplainError {
+    ExplainError::Invalid {
+        method: "explainer",
+        reason: format!("weight file {source}: {reason}"),
+    }
+}
+
+impl ExplainerWeights {
+    /// Parses a weight file's bytes; `source` names it in errors. Unknown tensors (a training
+    /// checkpoint's optimiser state) are ignored.
+    pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Self> {
+        let bad =
+            |e: safetensors::SafeTensorError| invalid(source, format!("not a valid safetensors file ({e})"));
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(bad)?;
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(bad)?;
+        let meta: BTreeMap<String, String> =
+            meta.metadata().clone().unwrap_or_default().into_iter().collect();
+        let get = |k: &str| {
+            meta.get(k).cloned().ok_or_else(|| {
+                invalid(
+                    source,
+                    format!("no '{k}' in its metadata (not an explainer weight file)"),
+                )
+            })
+        };
+        if get("format")? != FORMAT {
+            return Err(invalid(source, format!("format is not {FORMAT}")));
+        }
+        let number = |k: &str| -> Result<usize> {
+            let v = get(k)?;
+            v.parse()
+                .map_err(|_| invalid(source, format!("'{k}' = '{v}' is not a number")))
+        };
+        let taps: Vec<String> = get("taps")?.split(',').map(str::to_string).collect();
+        let channels = get("channels")?
+            .split(',')
+            .map(|c| {
+                c.parse::<usize>()
+                    .map_err(|_| invalid(source, format!("bad channel count '{c}'")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if taps.len() != channels.len() || taps.is_empty() {
+            return Err(invalid(source, "taps and channels do not match"));
+        }
+        let kind = match get("classifier_kind")?.as_str() {
+            "softmax" => ClassifierKind::Softmax,
+            "multi-label" => ClassifierKind::MultiLabel,
+            v => return Err(invalid(source, format!("unknown classifier kind '{v}'"))),
+        };
+        let mut tensors = Vec::new();
+        for (name, view) in st.tensors() {
+            if name.starts_with("deepsight.") {
+                continue;
+            }
+            let raw = view.data();
+            let values: Vec<f32> = match view.dtype() {
+                Dtype::F32 => raw
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                Dtype::F16 => raw
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+                other => {
+                    return Err(invalid(
+                        source,
+                        format!("tensor '{name}' is {other:?}, expected F32 or F16"),
+                    ));
+                }
+            };
+            tensors.push((name, view.shape().to_vec(), values));
+        }
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        let info = meta
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("info.").map(|k| (k.to_string(), v.clone())))
+            .collect();
+        let w = ExplainerWeights {
+            spec: TapSpec {
+                taps,
+                channels,
+                width: number("width")?,
+                classes: number("classes")?,
+            },
+            model: ModelIdentity {
+                name: get("model")?,
+                fingerprint: get("model_fingerprint")?,
+            },
+            profile: get("profile")?,
+            kind,
+            tensors,
+            info,
+        };
+        // A file whose tensors do not make the decoder it describes is refused here, not later.
+        w.decoder(&deepsight_runtime::default_device()).ok_or_else(|| {
+            invalid(
+                source,
+                "its tensors do not match its taps, channels, width and classes",
+            )
+        })?;
+        Ok(w)
+    }
+
+    /// The file's bytes (F16 when `half`), with `extra` byte tensors (U8, e.g. an optimiser state)
+    /// and metadata.
+    pub fn to_bytes(&self, half: bool, extra: &[(&str, &[u8])], extra_meta: &[(&str, String)]) -> Vec<u8> {
+        let dtype = if half { Dtype::F16 } else { Dtype::F32 };
+        let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(n, s, v)| {
+                let bytes = if half {
+                    v.iter()
+                        .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                        .collect()
+                } else {
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+                };
+                (n.clone(), s.clone(), bytes)
+            })
+            .collect();
+        let mut views: Vec<(String, safetensors::tensor::TensorView)> = encoded
+            .iter()
+            .map(|(n, s, b)| {
+                let view = safetensors::tensor::TensorView::new(dtype, s.clone(), b)
+                    .expect("sizes match by construction");
+                (n.clone(), view)
+            })
+            .collect();
+        for (name, bytes) in extra {
+            let view = safetensors::tensor::TensorView::new(Dtype::U8, vec![bytes.len()], bytes)
+                .expect("a byte vector");
+            views.push((name.to_string(), view));
+        }
+        let join = |v: Vec<String>| v.join(",");
+        let mut meta: std::collections::HashMap<String, String> = [
+            ("format", FORMAT.to_string()),
+            ("taps", self.spec.taps.join(",")),
+            (
+                "channels",
+                join(self.spec.channels.iter().map(|c| c.to_string()).collect()),
+            ),
+            ("width", self.spec.width.to_string()),
+            ("classes", self.spec.classes.to_string()),
+            ("profile", self.profile.clone()),
+            (
+                "classifier_kind",
+                match self.kind {
+                    ClassifierKind::Softmax => "softmax",
+                    ClassifierKind::MultiLabel => "multi-label",
+                }
+                .to_string(),
+            ),
+            ("model", self.model.name.clone()),
+            ("model_fingerprint", self.model.fingerprint.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in &self.info {
+            meta.insert(format!("info.{k}"), v.clone());
+        }
+        for (k, v) in extra_meta {
+            meta.insert(k.to_string(), v.clone());
+        }
+        safetensors::serialize(views, Some(meta)).expect("in-memory serialisation cannot fail")
+    }
+
+    /// The decoder on `device`; `None` when the tensors do not fit the spec.
+    pub fn decoder(&self, device: &Device) -> Option<TapDecoder> {
+        TapDecoder::from_named(&self.spec, self.tensors.clone(), device)
+    }
+
+    /// Refuses weights trained for another model, naming both.
+    pub fn check_fits(&self, model: &dyn LayeredClassifier) -> Result<()> {
+        let here = ModelIdentity::of(model, "");
+        let refuse = |reason: String| ExplainError::Invalid {
+            method: "explainer",
+            reason,
+        };
+        if self.model.fingerprint != here.fingerprint {
+            return Err(refuse(format!(
+                "the weights were trained for model '{}' (layer table {}), not for this model (layer table {}); train them for it with `deepsight train explainer`",
+                self.model.name, self.model.fingerprint, here.fingerprint
+            )));
+        }
+        if model.num_classes() != self.spec.classes {
+            return Err(refuse(format!(
+                "the weights have {} classes, the model {}",
+                self.spec.classes,
+                model.num_classes()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The explainer DeepSight ships for the embedded Lite0, if any.
+pub fn shipped() -> Option<std::sync::Arc<ExplainerWeights>> {
+    static PARSED: std::sync::OnceLock<Option<std::sync::Arc<ExplainerWeights>>> = std::sync::OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            (!SHIPPED.is_empty()).then(|| {
+                std::sync::Arc::new(
+                    ExplainerWeights::from_bytes(SHIPPED, "(shipped explainer for lite0)")
+                        .expect("the shipped weights are tested"),
+                )
+            })
+        })
+        .clone()
+}
+
+/// Trained by the command in BENCHMARKS.md ("The explainer network on Lite0"), stored as F16.
+const SHIPPED: &[u8] = include_bytes!("../../assets/explainer-lite0.safetensors");
