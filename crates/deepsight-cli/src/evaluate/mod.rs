@@ -7,6 +7,7 @@ mod dataset;
 mod errors;
 mod records;
 mod report;
+mod saliency;
 mod segmentation;
 
 use crate::model_arg::ModelArgs;
@@ -45,6 +46,8 @@ pub enum Metric {
     Errors,
     /// Maps of every ground-truth class against the pixel masks (masks/), with constant, intensity and perfect baselines (profile nn-explainer).
     Segmentation,
+    /// Mask-free saliency metric of Dabkowski & Gal, log(max(mean m, 0.05)) - log p_c(m * x) for the clean top-1 c, lower is better, with the mean map; soft mask area as Stalder et al., not the tightest rectangular crop (profile stalder).
+    Saliency,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -496,6 +499,15 @@ impl Ctx<'_> {
                     let mp = r["metric_passes"].as_u64().unwrap_or(0) as usize;
                     r["metric_passes"] = json!(mp + passes / n);
                 }
+            }
+        }
+        if self.has(Metric::Saliency) && !maps.is_empty() {
+            // Every method's masked image of this image in batches of --batch-size.
+            let passes = saliency::score(self.model, &x, [c, h, w], &maps, class, self.batch_size, &mut out)
+                .with_context(|| format!("{}: saliency metric", item.name))?;
+            for r in out.iter_mut() {
+                let mp = r["metric_passes"].as_u64().unwrap_or(0) as usize;
+                r["metric_passes"] = json!(mp + passes / maps.len());
             }
         }
         for &name in baselines.iter().filter(|_| self.has(Metric::Segmentation)) {

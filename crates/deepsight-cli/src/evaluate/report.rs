@@ -1,7 +1,7 @@
 //! The evaluation report: one row per method, one column per metric, the profile of each metric
 //! named in the header; Markdown, CSV and JSON, and plots of the mean deletion / insertion curves.
 
-use super::{KEEPS, Metric, errors, segmentation};
+use super::{KEEPS, Metric, errors, saliency, segmentation};
 use anyhow::Result;
 use deepsight_eval::adic::{AdIcProfile, Confidence, average_drop, increase_in_confidence};
 use deepsight_eval::pointing::PointingGame;
@@ -72,6 +72,9 @@ pub fn write(
     }
     if has(Metric::Segmentation) {
         columns.extend(segmentation::COLUMNS.iter().map(|(h, _)| h.to_string()));
+    }
+    if has(Metric::Saliency) {
+        columns.extend(saliency::COLUMNS.iter().map(|(h, _)| h.to_string()));
     }
     columns.extend(
         [
@@ -188,6 +191,9 @@ pub fn write(
         if has(Metric::Segmentation) {
             row.extend(segmentation::cells(&rows, &mut j));
         }
+        if has(Metric::Saliency) {
+            row.extend(saliency::cells(&rows, &mut j));
+        }
         for key in ["forward_passes", "backward_passes", "metric_passes", "seconds"] {
             let v = f(key);
             row.push(v.map_or("-".into(), |v| {
@@ -202,7 +208,7 @@ pub fn write(
         table.push(row);
         json_rows.push(j);
     }
-    let profiles = format!(
+    let mut profiles = format!(
         "profiles: AD/IC `{}` (class = clean top-1; keep 100/50/15%), deletion/insertion `rise` (softmax, stable \
          descending order, step as --causal-step), pointing game `torchray` (ground-truth class, 15 px), \
          localisation ILSVRC top-1 (box of the largest component above 15% of the map's max, IoU >= 0.5), ROAD `road` \
@@ -212,11 +218,12 @@ pub fn write(
             AdIcProfile::Pgc => "pgc",
         }
     );
-    let profiles = if has(Metric::Segmentation) {
-        format!("{profiles}, {}", segmentation::PROFILE)
-    } else {
-        profiles
-    };
+    if has(Metric::Segmentation) {
+        profiles = format!("{profiles}, {}", segmentation::PROFILE);
+    }
+    if has(Metric::Saliency) {
+        profiles = format!("{profiles}, {}", saliency::PROFILE);
+    }
     let mut md = format!("# DeepSight evaluation\n\nmodel: {model}; {images} images\n\n{profiles}\n\n");
     md += &format!(
         "| {} |\n|{}|\n",

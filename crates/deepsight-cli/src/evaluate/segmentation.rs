@@ -175,8 +175,22 @@ pub fn baseline(name: &str, x01: &[f32], truths: &Truths) -> (Vec<f32>, Vec<Vec<
     }
 }
 
+/// `x ⊙ keep(m)`, the map broadcast over the channels: `x` is `[c, h, w]`, `m` one value per pixel
+/// (`h * w` of them). `x` normalised, a masked pixel takes the normalisation's mean colour.
+pub(super) fn masked(x: &[f32], m: &[f32], keep: impl Fn(f32) -> f32) -> Vec<f32> {
+    let plane = m.len();
+    debug_assert!(
+        plane > 0 && x.len().is_multiple_of(plane),
+        "the map is not one value per pixel"
+    );
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| v * keep(m[i % plane]))
+        .collect()
+}
+
 /// The softmax of the model on each of `images` (`[3, h, w]` each, normalised), `batch` at a time.
-fn probabilities(
+pub(super) fn probabilities(
     model: &dyn Classifier,
     images: &[Vec<f32>],
     chw: [usize; 3],
@@ -195,7 +209,8 @@ fn probabilities(
     Ok(out)
 }
 
-fn without_nan(m: &[f32]) -> Option<Vec<f32>> {
+/// All zeros when `m` holds a NaN (how the authors treat a map they cannot score), else `None`.
+pub(super) fn without_nan(m: &[f32]) -> Option<Vec<f32>> {
     m.iter().any(|v| v.is_nan()).then(|| vec![0.0; m.len()])
 }
 
@@ -221,14 +236,7 @@ pub fn score(
     let m = clean(merged);
     let class_maps: Vec<Vec<f32>> = class_maps.into_iter().map(&mut clean).collect();
     let s = seg::scores(&m, &truths.union())?;
-    let plane = chw[1] * chw[2];
-    let masked = |keep: &dyn Fn(f32) -> f32| -> Vec<f32> {
-        x.iter()
-            .enumerate()
-            .map(|(i, &v)| v * keep(m[i % plane]))
-            .collect()
-    };
-    let images = [masked(&|v| v), masked(&|v| (v >= 0.5) as u8 as f32)];
+    let images = [masked(x, &m, |v| v), masked(x, &m, |v| (v >= 0.5) as u8 as f32)];
     let p = probabilities(model, &images, chw, batch)?;
     let labels = &truths.labels;
     let p_masked: f64 = labels.iter().map(|&c| p[0][c] as f64).sum();
@@ -277,7 +285,13 @@ pub const COLUMNS: [(&str, &str); 9] = [
 
 /// The cells and JSON fields of one row: each column's mean over the records that have it.
 pub fn cells(rows: &[&Value], j: &mut Value) -> Vec<String> {
-    COLUMNS
+    mean_cells(&COLUMNS, rows, j)
+}
+
+/// The cells of `columns` (header, record key) and their JSON fields: each key's mean over the
+/// records that have it, "-" (JSON null) when none has.
+pub(super) fn mean_cells(columns: &[(&str, &str)], rows: &[&Value], j: &mut Value) -> Vec<String> {
+    columns
         .iter()
         .map(|(_, key)| {
             let (s, n) = rows
