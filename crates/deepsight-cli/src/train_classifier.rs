@@ -130,10 +130,11 @@ pub fn run(a: Args) -> Result<()> {
             a.arch
         );
     }
-    for (name, v) in [("--lr", a.lr)] {
-        if !(v.is_finite() && v > 0.0) {
-            bail!("{name} {v}: must be a positive number");
-        }
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        bail!("--lr {}: must be a positive number", a.lr);
+    }
+    if a.epochs == 0 || a.batch_size == 0 {
+        bail!("--epochs and --batch-size must be at least 1");
     }
     if !(a.weight_decay.is_finite() && a.weight_decay >= 0.0) {
         bail!("--weight-decay {}: must be a non-negative number", a.weight_decay);

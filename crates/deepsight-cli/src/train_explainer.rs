@@ -3,10 +3,13 @@
 
 use crate::model_arg::ModelArgs;
 use anyhow::{Context, Result, bail};
+use deepsight_explain::learned::explainer_net::deeplab_spec;
 use deepsight_explain::learned::explainer_train::Objective;
-use deepsight_explain::learned::{ClassifierKind, ExplainerProfile, ModelIdentity, TapDecoder};
+use deepsight_explain::learned::{
+    Architecture, ClassifierKind, DeepLabV3, ExplainerNet, ExplainerProfile, ModelIdentity, TapDecoder,
+};
 use deepsight_runtime::{Classifier, to_vec};
-use deepsight_train::explainer::{ExplainerTask, default_taps, predicted_targets, tap_spec};
+use deepsight_train::explainer::{ExplainerTask, cam_start, default_taps, predicted_targets, tap_spec};
 use deepsight_train::lcam::predicted_labels;
 use deepsight_train::loader::Source;
 use deepsight_train::{Augmentation, Data, EarlyStop, OptimConfig, OptimizerKind, Schedule, TrainConfig};
@@ -28,6 +31,22 @@ enum AugArg {
     None,
     /// Resize shorter side, random crop, horizontal flip (L-CAM's preset, scaled to the input).
     CropFlip,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ArchArg {
+    /// A small decoder on the frozen classifier's own layers (the shipped light explainer).
+    Taps,
+    /// The authors' explainer: torchvision's DeepLabv3 with a ResNet-50 encoder (output stride
+    /// 8), trained whole; about 40 M parameters, slow on a CPU.
+    #[value(name = "deeplabv3-resnet50")]
+    DeepLabV3ResNet50,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum InitArg {
+    Cam,
+    Random,
 }
 
 #[derive(clap::Args, Debug)]
@@ -56,6 +75,14 @@ pub struct Args {
     /// imagenet-lite0 (tuned here), or rtis (Dabkowski & Gal's loss, the authors' baseline).
     #[arg(long, default_value = "imagenet-lite0")]
     profile: String,
+    /// The explainer network.
+    #[arg(long, value_enum, default_value = "taps")]
+    architecture: ArchArg,
+    /// With --architecture deeplabv3-resnet50: a torchvision ImageNet ResNet-50 state dict
+    /// (`resnet50-*.pth`, or .safetensors; `fc.*` is skipped) to start the encoder from, as the
+    /// authors do. Without it the encoder starts from PyTorch's random initialisation.
+    #[arg(long)]
+    encoder_weights: Option<PathBuf>,
     /// Layers of the frozen classifier the decoder reads (comma-separated; the first sets the
     /// output resolution). Default: the last block outputs at strides 8, 16 and 32.
     #[arg(long, value_delimiter = ',')]
@@ -63,6 +90,11 @@ pub struct Args {
     /// The decoder's width.
     #[arg(long, default_value_t = 96)]
     width: usize,
+    /// How the decoder starts: `cam` adds a skip from the last tap initialised from the
+    /// classifier's GAP + linear head (training starts from CAM's maps), `random` does not.
+    /// Default: cam where the last tap feeds such a head.
+    #[arg(long, value_enum)]
+    init: Option<InitArg>,
     /// The most epochs (early stopping usually ends the run before).
     #[arg(long, default_value_t = 30)]
     epochs: usize,
@@ -109,14 +141,40 @@ pub fn run(a: Args) -> Result<()> {
     if !(lr.is_finite() && lr > 0.0) {
         bail!("--lr {lr}: must be a positive number");
     }
+    let deeplab = a.architecture == ArchArg::DeepLabV3ResNet50;
+    if deeplab && (!a.taps.is_empty() || a.init.is_some()) {
+        bail!("--taps and --init are for --architecture taps");
+    }
+    if !deeplab && a.encoder_weights.is_some() {
+        bail!("--encoder-weights is for --architecture deeplabv3-resnet50");
+    }
     let loaded = a.model.load()?;
     let model = &loaded.model;
-    let taps = if a.taps.is_empty() {
-        default_taps(model)?
+    let (spec, init) = if deeplab {
+        (deeplab_spec(model.num_classes()), InitArg::Random)
     } else {
-        a.taps.clone()
+        let taps = if a.taps.is_empty() {
+            default_taps(model)?
+        } else {
+            a.taps.clone()
+        };
+        let last = taps.last().context("--taps: name at least one layer")?;
+        let cam_fits = deepsight_explain::cam::CamVariant::check(
+            &deepsight_explain::cam::ClassActivationMap,
+            model,
+            last,
+        )
+        .is_ok();
+        let init = match a.init {
+            Some(InitArg::Cam) if !cam_fits => {
+                bail!("--init cam: the last tap '{last}' does not feed a GAP + linear head")
+            }
+            Some(i) => i,
+            None if cam_fits => InitArg::Cam,
+            None => InitArg::Random,
+        };
+        (tap_spec(model, &taps, a.width, init == InitArg::Cam)?, init)
     };
-    let spec = tap_spec(model, &taps, a.width)?;
     let run_dir = a.run_dir.clone().unwrap_or_else(|| a.out.with_extension("run"));
     std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create '{}'", run_dir.display()))?;
     let mut items = deepsight_train::data::read_folders(&a.data)?;
@@ -203,6 +261,11 @@ pub fn run(a: Args) -> Result<()> {
     };
     let task = ExplainerTask {
         model,
+        architecture: if deeplab {
+            Architecture::DeepLabV3ResNet50
+        } else {
+            Architecture::Taps
+        },
         spec: spec.clone(),
         kind,
         profile,
@@ -213,7 +276,31 @@ pub fn run(a: Args) -> Result<()> {
         info,
     };
     let device = model.device();
-    let initial = TapDecoder::init(&spec, a.seed, &device.clone().autodiff());
+    let initial: ExplainerNet = if deeplab {
+        deeplab_start(
+            k,
+            a.seed,
+            a.encoder_weights.as_deref(),
+            &device.clone().autodiff(),
+        )?
+        .into()
+    } else {
+        match init {
+            InitArg::Random => TapDecoder::init(&spec, a.seed, &device.clone().autodiff()),
+            InitArg::Cam => {
+                // The CAM scale comes from (up to) 64 training images, as L-CAM's.
+                let sample: Vec<&std::path::Path> = data
+                    .train
+                    .iter()
+                    .take(64)
+                    .map(|&i| data.source.paths[i].as_path())
+                    .collect();
+                let sample = loaded.pipeline.load_batch(&sample, &device)?;
+                cam_start(model, &spec, a.seed, sample, &device.clone().autodiff())?
+            }
+        }
+        .into()
+    };
     let patience = a.patience.unwrap_or(profile.patience());
     let config = TrainConfig {
         epochs: a.epochs,
@@ -245,12 +332,20 @@ pub fn run(a: Args) -> Result<()> {
         }),
     };
     println!(
-        "explainer on {} ({} classes, {}): taps {} at width {}, profile {}, {} train / {} validation images",
+        "explainer on {} ({} classes, {}): {}, profile {}, {} train / {} validation images",
         a.model.model,
         k,
         if a.multi_label { "multi-label" } else { "softmax" },
-        spec.taps.join(","),
-        spec.width,
+        if deeplab {
+            format!(
+                "DeepLabv3-ResNet-50, encoder {}",
+                a.encoder_weights
+                    .as_ref()
+                    .map_or("random".to_string(), |p| format!("from '{}'", p.display()))
+            )
+        } else {
+            format!("taps {} at width {}", spec.taps.join(","), spec.width)
+        },
         profile.name(),
         data.train.len(),
         data.val.len()
@@ -298,4 +393,30 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The authors' explainer at its start: PyTorch's initialisation, the encoder from a torchvision
+/// ResNet-50 state dict where one is given (the authors' `pretrained_backbone=True`).
+fn deeplab_start(
+    classes: usize,
+    seed: u64,
+    encoder: Option<&std::path::Path>,
+    device: &deepsight_runtime::Device,
+) -> Result<DeepLabV3> {
+    let net = DeepLabV3::init(classes, seed, device);
+    let Some(path) = encoder else {
+        eprintln!(
+            "note: the DeepLabv3 encoder starts random; the authors start it from ImageNet (--encoder-weights resnet50.pth)"
+        );
+        return Ok(net);
+    };
+    let weights = deepsight_models::zoo::read_weights(path)
+        .with_context(|| format!("--encoder-weights '{}'", path.display()))?;
+    let named = weights
+        .tensors
+        .into_iter()
+        .map(|(n, t)| (n, t.shape, t.data))
+        .collect();
+    net.with_backbone(named)
+        .with_context(|| format!("--encoder-weights '{}'", path.display()))
 }

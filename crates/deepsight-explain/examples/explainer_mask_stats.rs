@@ -42,12 +42,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let logits = to_vec(loaded.model.logits(x.clone())?);
         let k = loaded.model.num_classes();
         let classes: Vec<usize> = (0..chunk.len())
-            .map(|i| (0..k).max_by(|&a, &b| logits[i * k + a].total_cmp(&logits[i * k + b])).unwrap_or(0))
+            .map(|i| {
+                (0..k)
+                    .max_by(|&a, &b| logits[i * k + a].total_cmp(&logits[i * k + b]))
+                    .unwrap_or(0)
+            })
             .collect();
         let t = std::time::Instant::now();
-        let e = explainer.explain(&loaded.model, &Request { images: x, classes, score: Score::Logit, layer: None })?;
+        let e = explainer.explain(
+            &loaded.model,
+            &Request {
+                images: x,
+                classes,
+                score: Score::Logit,
+                layer: None,
+            },
+        )?;
         seconds += t.elapsed().as_secs_f64();
-        means.extend(e.maps.iter().map(|m| m.data.iter().sum::<f32>() / m.data.len() as f32));
+        means.extend(
+            e.maps
+                .iter()
+                .map(|m| m.data.iter().sum::<f32>() / m.data.len() as f32),
+        );
     }
     let mut sorted = means.clone();
     sorted.sort_by(f32::total_cmp);

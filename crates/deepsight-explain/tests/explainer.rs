@@ -199,6 +199,7 @@ fn spec() -> TapSpec {
         channels: vec![4, 4],
         width: 5,
         classes: 3,
+        skip: false,
     }
 }
 
@@ -257,6 +258,7 @@ fn the_training_loss_gradient_matches_finite_differences() {
 fn weights(model: &GraphModel) -> ExplainerWeights {
     let dec = TapDecoder::init(&spec(), 7, &default_device());
     ExplainerWeights {
+        architecture: Default::default(),
         spec: spec(),
         model: ModelIdentity::of(model, "tiny"),
         profile: "voc-vgg16".into(),

@@ -86,9 +86,12 @@ impl MosaicCnn {
                 bias: None,
                 stride: [spec.stride; 2],
                 kernel_size: [3, 3],
-                dilation: [1, 1],
+                dilation: [spec.dilation; 2],
                 groups: 1,
-                padding: PaddingConfig2d::Explicit(1, 1, 1, 1),
+                padding: {
+                    let p = spec.dilation;
+                    PaddingConfig2d::Explicit(p, p, p, p)
+                },
             };
             let bn_t = |s: &str| -> deepsight_models::Result<(String, Tensor<1>)> {
                 let name = format!("bn{n}.{s}");

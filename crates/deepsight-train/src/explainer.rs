@@ -1,13 +1,15 @@
-//! The explainer network on the engine: the [`Task`] that trains a segmenter's decoder on a frozen
-//! classifier with Stalder et al.'s loss (or RTIS's), the default taps of its frozen encoder, and
-//! the target sets a single-label classifier's own predictions give.
+//! The explainer network on the engine: the [`Task`] that trains a segmenter (a tap decoder on the
+//! frozen classifier, or the authors' DeepLabv3) with Stalder et al.'s loss (or RTIS's), the
+//! default taps of the frozen encoder, and the target sets a single-label classifier's own
+//! predictions give.
 
 use crate::engine::Task;
 use crate::error::{Result, TrainError};
 use deepsight_explain::learned::explainer_train::{Objective, training_loss};
 use deepsight_explain::learned::lcam::TrainBatch;
 use deepsight_explain::learned::{
-    ClassifierKind, ExplainerProfile, ExplainerWeights, ModelIdentity, TapDecoder, TapSpec,
+    Architecture, ClassifierKind, ExplainerNet, ExplainerProfile, ExplainerWeights, ModelIdentity,
+    TapDecoder, TapSpec,
 };
 use deepsight_runtime::{Device, LayeredClassifier, Tensor};
 use std::collections::BTreeMap;
@@ -15,6 +17,10 @@ use std::collections::BTreeMap;
 /// Training an explainer on a frozen classifier.
 pub struct ExplainerTask<'a> {
     pub model: &'a dyn LayeredClassifier,
+    /// The segmenter trained (the module's variant).
+    pub architecture: Architecture,
+    /// The tap decoder's spec; for a DeepLabv3 only its `classes` counts
+    /// ([`deepsight_explain::learned::explainer_net::deeplab_spec`]).
     pub spec: TapSpec,
     pub kind: ClassifierKind,
     pub profile: ExplainerProfile,
@@ -28,21 +34,22 @@ pub struct ExplainerTask<'a> {
 }
 
 impl ExplainerTask<'_> {
-    /// The weights of `decoder` as a weight file's contents.
-    pub fn weights(&self, decoder: &TapDecoder) -> ExplainerWeights {
+    /// The weights of `net` as a weight file's contents.
+    pub fn weights(&self, net: &ExplainerNet) -> ExplainerWeights {
         ExplainerWeights {
+            architecture: net.architecture(),
             spec: self.spec.clone(),
             model: self.identity.clone(),
             profile: self.profile.name().to_string(),
             kind: self.kind,
-            tensors: decoder.to_named(),
+            tensors: net.to_named(),
             info: self.info.clone(),
         }
     }
 }
 
 impl Task for ExplainerTask<'_> {
-    type Module = TapDecoder;
+    type Module = ExplainerNet;
 
     fn terms(&self) -> &'static [&'static str] {
         self.objective.terms()
@@ -54,7 +61,7 @@ impl Task for ExplainerTask<'_> {
 
     fn loss(
         &self,
-        module: &TapDecoder,
+        module: &ExplainerNet,
         images01: Tensor<4>,
         labels: &[Vec<usize>],
     ) -> Result<(Tensor<1>, Vec<Tensor<1>>)> {
@@ -74,21 +81,27 @@ impl Task for ExplainerTask<'_> {
         )?)
     }
 
-    fn encode(&self, module: &TapDecoder, extra: &[(&str, &[u8])], meta: &[(&str, String)]) -> Vec<u8> {
+    fn encode(&self, module: &ExplainerNet, extra: &[(&str, &[u8])], meta: &[(&str, String)]) -> Vec<u8> {
         self.weights(module).to_bytes(false, extra, meta)
     }
 
-    fn decode(&self, bytes: &[u8], source: &str, device: &Device) -> Result<TapDecoder> {
+    fn decode(&self, bytes: &[u8], source: &str, device: &Device) -> Result<ExplainerNet> {
         let w = ExplainerWeights::from_bytes(bytes, source)?;
         w.check_fits(self.model)?;
+        if w.architecture != self.architecture {
+            return Err(TrainError::Config(format!(
+                "{source} holds a {} explainer, this run trains a {}",
+                w.architecture, self.architecture
+            )));
+        }
         if w.spec != self.spec {
             return Err(TrainError::Config(format!(
                 "{source} was trained with taps {:?} and width {}, this run has {:?} and {}",
                 w.spec.taps, w.spec.width, self.spec.taps, self.spec.width
             )));
         }
-        w.decoder(device)
-            .ok_or_else(|| TrainError::Config(format!("{source}: its tensors do not make the decoder")))
+        w.net(device)
+            .ok_or_else(|| TrainError::Config(format!("{source}: its tensors do not make the network")))
     }
 }
 
@@ -141,8 +154,9 @@ pub fn default_taps(model: &dyn LayeredClassifier) -> Result<Vec<String>> {
     Ok(taps)
 }
 
-/// The decoder's spec for `taps` of `model` at `width`, checking that every tap is a spatial layer.
-pub fn tap_spec(model: &dyn LayeredClassifier, taps: &[String], width: usize) -> Result<TapSpec> {
+/// The decoder's spec for `taps` of `model` at `width` (with a CAM skip from the last tap where
+/// `skip`), checking that every tap is a spatial layer.
+pub fn tap_spec(model: &dyn LayeredClassifier, taps: &[String], width: usize, skip: bool) -> Result<TapSpec> {
     let layers = model.layers();
     let channels = taps
         .iter()
@@ -163,7 +177,38 @@ pub fn tap_spec(model: &dyn LayeredClassifier, taps: &[String], width: usize) ->
         channels,
         width,
         classes: model.num_classes(),
+        skip,
     })
+}
+
+/// The decoder that starts from CAM: its skip holds the classifier's own GAP + linear head at the
+/// last tap, centred and rescaled exactly as L-CAM's CAM initialisation (`Init::Cam`: unsaturated
+/// sigmoid masks whose min-max normalised maps are CAM's), and its head is zero. Refused where
+/// the last tap does not feed such a head.
+pub fn cam_start(
+    model: &dyn LayeredClassifier,
+    spec: &TapSpec,
+    seed: u64,
+    sample: Tensor<4>,
+    device: &Device,
+) -> Result<TapDecoder> {
+    let last = spec.taps.last().expect("a spec has taps").clone();
+    let lcam = crate::lcam::LcamTask {
+        model,
+        variant: deepsight_explain::learned::LcamVariant::Img,
+        layer: last,
+        loss: Default::default(),
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        identity: ModelIdentity::of(model, ""),
+        info: BTreeMap::new(),
+    };
+    let head = lcam.initial(crate::lcam::Init::Cam, sample, device)?;
+    let weight = deepsight_runtime::to_vec(head.weight.val().inner());
+    let bias = deepsight_runtime::to_vec(head.bias.val().inner());
+    TapDecoder::init(spec, seed, device)
+        .start_from_cam(weight, bias)
+        .ok_or_else(|| TrainError::Config("the decoder's skip does not match the CAM head".into()))
 }
 
 /// Each image's target set from a single-label classifier's probabilities `[N, K]`: its top-1

@@ -46,14 +46,18 @@ fn tiny() -> GraphModel {
 }
 
 fn min_max(v: &[f32]) -> Vec<f32> {
-    let (lo, hi) = v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    let (lo, hi) = v
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
     v.iter().map(|&x| (x - lo) / (hi - lo)).collect()
 }
 
 #[test]
 fn a_decoder_started_from_cam_gives_cams_maps() {
     let model = tiny();
-    let v: Vec<f32> = (0..2 * 3 * 64).map(|i| ((i * 53) % 17) as f32 / 8.0 - 1.0).collect();
+    let v: Vec<f32> = (0..2 * 3 * 64)
+        .map(|i| ((i * 53) % 17) as f32 / 8.0 - 1.0)
+        .collect();
     let x = Tensor::<4>::from_data(TensorData::new(v, [2, 3, 8, 8]), &default_device());
     // One tap: the decoder's output resolution is the CAM layer's.
     let spec = tap_spec(&model, &["features".to_string()], 6, true).unwrap();
@@ -92,14 +96,20 @@ fn default_taps_of_lite0_are_its_stride_8_16_and_32_block_outputs() {
     }
     .load(&default_device())
     .unwrap();
-    assert_eq!(default_taps(&loaded.model).unwrap(), ["_blocks.4", "_blocks.10", "features"]);
+    assert_eq!(
+        default_taps(&loaded.model).unwrap(),
+        ["_blocks.4", "_blocks.10", "features"]
+    );
 }
 
 #[test]
 fn target_sets_are_the_top_1_plus_the_classes_above_the_threshold() {
     let p = [0.1, 0.6, 0.3, 0.5, 0.25, 0.25];
     assert_eq!(predicted_targets(&p, 3, None), vec![vec![1], vec![0]]);
-    assert_eq!(predicted_targets(&p, 3, Some(0.25)), vec![vec![1, 2], vec![0, 1, 2]]);
+    assert_eq!(
+        predicted_targets(&p, 3, Some(0.25)),
+        vec![vec![1, 2], vec![0, 1, 2]]
+    );
 }
 
 #[test]
@@ -109,6 +119,10 @@ fn early_stopping_waits_patience_epochs_without_an_improvement_of_min_delta() {
         min_delta: 0.01,
     };
     assert_eq!(e.judge(&[1.0, 0.9, 0.95]), (1, false));
-    assert_eq!(e.judge(&[1.0, 0.9, 0.95, 0.895]), (1, true), "0.895 is not 0.01 better");
+    assert_eq!(
+        e.judge(&[1.0, 0.9, 0.95, 0.895]),
+        (1, true),
+        "0.895 is not 0.01 better"
+    );
     assert_eq!(e.judge(&[1.0, 0.9, 0.95, 0.85]), (3, false));
 }

@@ -35,6 +35,10 @@
 //! the targets are the classifier's own top-1. The shipped Lite0 weights were trained on 1000
 //! ImageNet images (one per class) with the `imagenet-lite0` profile (BENCHMARKS.md has the
 //! command, the curve and the tuning); the authors train on VOC / COCO with ground-truth labels.
+//! The authors' architecture is there too ([`crate::learned::deeplab::DeepLabV3`], weight files
+//! with `architecture = deeplabv3-resnet50`, `deepsight train explainer --architecture
+//! deeplabv3-resnet50 --encoder-weights resnet50.pth`), for those with the time or a GPU to train
+//! it; no such weights are shipped.
 
 use crate::learned::explainer_weights::ExplainerWeights;
 use crate::learned::segmenter::Segmenter;
@@ -86,13 +90,13 @@ impl NnExplainer {
         if let Some(c) = cache.as_ref().filter(|c| c.0 == h) {
             return Ok((c.clone(), 0));
         }
-        let decoder = w
-            .decoder(&request.images.device())
+        let net = w
+            .net(&request.images.device())
             .ok_or_else(|| ExplainError::Invalid {
                 method: "explainer",
-                reason: "the weights do not make a decoder".into(),
+                reason: format!("the weights do not make a {} explainer", w.architecture),
             })?;
-        let s = decoder.class_logits(model, request.images.clone())?;
+        let s = net.class_logits(model, request.images.clone())?;
         let entry = (h, s.dims(), Arc::new(to_vec(s)));
         *cache = Some(entry.clone());
         Ok((entry, request.images.dims()[0]))

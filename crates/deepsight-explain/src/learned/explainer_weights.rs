@@ -1,8 +1,12 @@
-//! Explainer weight files: the decoder's tensors in safetensors, with metadata naming the taps,
-//! the width, the profile it was trained with, the classifier kind and the model it was trained
-//! for, so that a file trained for another model is refused with a message naming both.
+//! Explainer weight files: the segmenter's tensors in safetensors, with metadata naming its
+//! architecture (`taps`, the default when the key is absent, or `deeplabv3-resnet50`), the taps
+//! and the width (of a tap decoder), the profile it was trained with, the classifier kind and the
+//! model it was trained for, so that a file trained for another model is refused with a message
+//! naming both.
 
+use crate::learned::deeplab::DeepLabV3;
 use crate::learned::explainer_loss::ClassifierKind;
+use crate::learned::explainer_net::{Architecture, ExplainerNet, deeplab_spec};
 use crate::learned::segmenter::{NamedTensors, TapDecoder, TapSpec};
 use crate::learned::weights::ModelIdentity;
 use crate::{ExplainError, Result};
@@ -15,6 +19,10 @@ const FORMAT: &str = "deepsight-explainer/1";
 /// A trained explainer with what it was trained for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExplainerWeights {
+    /// Which segmenter the tensors make.
+    pub architecture: Architecture,
+    /// The tap decoder's taps, channels and width; of a DeepLabv3 only `classes` counts (no taps,
+    /// width 0).
     pub spec: TapSpec,
     pub model: ModelIdentity,
     /// The training profile's name (`imagenet-lite0`, `rtis`, ...).
@@ -58,17 +66,39 @@ impl ExplainerWeights {
             v.parse()
                 .map_err(|_| invalid(source, format!("'{k}' = '{v}' is not a number")))
         };
-        let taps: Vec<String> = get("taps")?.split(',').map(str::to_string).collect();
-        let channels = get("channels")?
-            .split(',')
-            .map(|c| {
-                c.parse::<usize>()
-                    .map_err(|_| invalid(source, format!("bad channel count '{c}'")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if taps.len() != channels.len() || taps.is_empty() {
-            return Err(invalid(source, "taps and channels do not match"));
-        }
+        let architecture = match meta.get("architecture") {
+            None => Architecture::Taps,
+            Some(v) => Architecture::from_name(v).ok_or_else(|| {
+                let names: Vec<&str> = Architecture::ALL.iter().map(|a| a.name()).collect();
+                invalid(
+                    source,
+                    format!("unknown architecture '{v}' (known: {})", names.join(", ")),
+                )
+            })?,
+        };
+        let spec = match architecture {
+            Architecture::Taps => {
+                let taps: Vec<String> = get("taps")?.split(',').map(str::to_string).collect();
+                let channels = get("channels")?
+                    .split(',')
+                    .map(|c| {
+                        c.parse::<usize>()
+                            .map_err(|_| invalid(source, format!("bad channel count '{c}'")))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                if taps.len() != channels.len() || taps.is_empty() {
+                    return Err(invalid(source, "taps and channels do not match"));
+                }
+                TapSpec {
+                    taps,
+                    channels,
+                    width: number("width")?,
+                    classes: number("classes")?,
+                    skip: meta.get("skip").is_some_and(|v| v == "cam"),
+                }
+            }
+            Architecture::DeepLabV3ResNet50 => deeplab_spec(number("classes")?),
+        };
         let kind = match get("classifier_kind")?.as_str() {
             "softmax" => ClassifierKind::Softmax,
             "multi-label" => ClassifierKind::MultiLabel,
@@ -104,12 +134,8 @@ impl ExplainerWeights {
             .filter_map(|(k, v)| k.strip_prefix("info.").map(|k| (k.to_string(), v.clone())))
             .collect();
         let w = ExplainerWeights {
-            spec: TapSpec {
-                taps,
-                channels,
-                width: number("width")?,
-                classes: number("classes")?,
-            },
+            architecture,
+            spec,
             model: ModelIdentity {
                 name: get("model")?,
                 fingerprint: get("model_fingerprint")?,
@@ -119,11 +145,16 @@ impl ExplainerWeights {
             tensors,
             info,
         };
-        // A file whose tensors do not make the decoder it describes is refused here, not later.
-        w.decoder(&deepsight_runtime::default_device()).ok_or_else(|| {
+        // A file whose tensors do not make the network it describes is refused here, not later.
+        w.net(&deepsight_runtime::default_device()).ok_or_else(|| {
             invalid(
                 source,
-                "its tensors do not match its taps, channels, width and classes",
+                match architecture {
+                    Architecture::Taps => "its tensors do not match its taps, channels, width and classes",
+                    Architecture::DeepLabV3ResNet50 => {
+                        "its tensors do not make a DeepLabv3-ResNet-50 with its classes"
+                    }
+                },
             )
         })?;
         Ok(w)
@@ -161,30 +192,40 @@ impl ExplainerWeights {
             views.push((name.to_string(), view));
         }
         let join = |v: Vec<String>| v.join(",");
-        let mut meta: std::collections::HashMap<String, String> = [
-            ("format", FORMAT.to_string()),
+        let taps = [
             ("taps", self.spec.taps.join(",")),
             (
                 "channels",
                 join(self.spec.channels.iter().map(|c| c.to_string()).collect()),
             ),
             ("width", self.spec.width.to_string()),
-            ("classes", self.spec.classes.to_string()),
-            ("profile", self.profile.clone()),
-            (
-                "classifier_kind",
-                match self.kind {
-                    ClassifierKind::Softmax => "softmax",
-                    ClassifierKind::MultiLabel => "multi-label",
-                }
-                .to_string(),
-            ),
-            ("model", self.model.name.clone()),
-            ("model_fingerprint", self.model.fingerprint.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+            ("skip", if self.spec.skip { "cam" } else { "none" }.to_string()),
+        ];
+        let taps = match self.architecture {
+            Architecture::Taps => &taps[..],
+            Architecture::DeepLabV3ResNet50 => &[],
+        };
+        let mut meta: std::collections::HashMap<String, String> = taps
+            .iter()
+            .cloned()
+            .chain([
+                ("format", FORMAT.to_string()),
+                ("architecture", self.architecture.name().to_string()),
+                ("classes", self.spec.classes.to_string()),
+                ("profile", self.profile.clone()),
+                (
+                    "classifier_kind",
+                    match self.kind {
+                        ClassifierKind::Softmax => "softmax",
+                        ClassifierKind::MultiLabel => "multi-label",
+                    }
+                    .to_string(),
+                ),
+                ("model", self.model.name.clone()),
+                ("model_fingerprint", self.model.fingerprint.clone()),
+            ])
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         for (k, v) in &self.info {
             meta.insert(format!("info.{k}"), v.clone());
         }
@@ -194,9 +235,25 @@ impl ExplainerWeights {
         safetensors::serialize(views, Some(meta)).expect("in-memory serialisation cannot fail")
     }
 
-    /// The decoder on `device`; `None` when the tensors do not fit the spec.
+    /// The tap decoder on `device`; `None` when the tensors do not fit the spec or the file holds
+    /// another architecture.
     pub fn decoder(&self, device: &Device) -> Option<TapDecoder> {
-        TapDecoder::from_named(&self.spec, self.tensors.clone(), device)
+        match self.architecture {
+            Architecture::Taps => TapDecoder::from_named(&self.spec, self.tensors.clone(), device),
+            Architecture::DeepLabV3ResNet50 => None,
+        }
+    }
+
+    /// The segmenter on `device`, whichever its architecture; `None` when the tensors do not make
+    /// it.
+    pub fn net(&self, device: &Device) -> Option<ExplainerNet> {
+        match self.architecture {
+            Architecture::Taps => self.decoder(device).map(ExplainerNet::Taps),
+            Architecture::DeepLabV3ResNet50 => {
+                DeepLabV3::from_named(self.spec.classes, self.tensors.clone(), device)
+                    .map(ExplainerNet::DeepLab)
+            }
+        }
     }
 
     /// Refuses weights trained for another model, naming both.

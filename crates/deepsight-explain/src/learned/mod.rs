@@ -4,8 +4,10 @@
 //! the loop that fits them is `deepsight-train`'s.
 
 pub mod attention;
+pub mod deeplab;
 pub mod explainer;
 pub mod explainer_loss;
+pub mod explainer_net;
 pub mod explainer_train;
 pub mod explainer_weights;
 pub mod lcam;
@@ -17,8 +19,10 @@ pub mod upsample;
 pub mod weights;
 
 pub use attention::AttentionModule;
+pub use deeplab::DeepLabV3;
 pub use explainer::NnExplainer;
 pub use explainer_loss::{ClassifierKind, ExplainerCoefficients, ExplainerProfile};
+pub use explainer_net::{Architecture, ExplainerNet};
 pub use explainer_weights::ExplainerWeights;
 pub use lcam::{Lcam, LcamKind, LcamVariant};
 pub use lcam_fm::LcamFm;

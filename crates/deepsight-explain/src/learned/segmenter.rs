@@ -28,6 +28,10 @@ pub struct TapSpec {
     /// The decoder's width `D`.
     pub width: usize,
     pub classes: usize,
+    /// A 1x1 convolution from the last tap straight to the class logits, added to the decoder's
+    /// output: initialised from the classifier's own GAP + linear head, training starts from CAM
+    /// (see [`TapDecoder::start_from_cam`]).
+    pub skip: bool,
 }
 
 /// The light explainer: a *frozen, pretrained encoder* — the classifier's own layers, read at a
@@ -46,6 +50,9 @@ pub struct TapDecoder {
     /// `[K, D]`, `[K]`.
     pub head_w: Param<Tensor<2>>,
     pub head_b: Param<Tensor<1>>,
+    /// `[K, C_last]`, `[K]` where the spec has a skip.
+    pub skip_w: Option<Param<Tensor<2>>>,
+    pub skip_b: Option<Param<Tensor<1>>>,
     #[module(skip)]
     pub taps: Vec<String>,
 }
@@ -56,6 +63,12 @@ const ID_BASE: u64 = 0x4e4e_4558_0000;
 fn param<const D: usize>(id: u64, t: Tensor<D>) -> Param<Tensor<D>> {
     let mut p = Param::from_tensor(t);
     p.id = ParamId::from(ID_BASE + id);
+    p
+}
+
+fn same_id<const D: usize>(old: &Param<Tensor<D>>, t: Tensor<D>) -> Param<Tensor<D>> {
+    let mut p = Param::from_tensor(t);
+    p.id = old.id;
     p
 }
 
@@ -95,6 +108,11 @@ impl TapDecoder {
         uniform("mix.bias".into(), vec![d], d * 9);
         uniform("head.weight".into(), vec![spec.classes, d], d);
         uniform("head.bias".into(), vec![spec.classes], d);
+        if spec.skip {
+            let c = *spec.channels.last().expect("a spec has taps");
+            uniform("skip.weight".into(), vec![spec.classes, c], c);
+            uniform("skip.bias".into(), vec![spec.classes], c);
+        }
         Self::from_named(spec, named, device).expect("shapes are the spec's by construction")
     }
 
@@ -121,7 +139,18 @@ impl TapDecoder {
             lateral_w.push(param(next_id(), tensor(w, [d, c], device)));
             lateral_b.push(param(next_id(), tensor(b, [d], device)));
         }
+        let (skip_w, skip_b) = if spec.skip {
+            let c = *spec.channels.last()?;
+            (
+                Some(param(100, tensor(get("skip.weight", &[k, c])?, [k, c], device))),
+                Some(param(101, tensor(get("skip.bias", &[k])?, [k], device))),
+            )
+        } else {
+            (None, None)
+        };
         Some(TapDecoder {
+            skip_w,
+            skip_b,
             lateral_w,
             lateral_b,
             mix_w: param(
@@ -167,7 +196,36 @@ impl TapDecoder {
             self.head_b.dims().to_vec(),
             deepsight_runtime::to_vec(self.head_b.val().inner()),
         ));
+        if let (Some(w), Some(b)) = (&self.skip_w, &self.skip_b) {
+            out.push(("skip.weight".into(), w.dims().to_vec(), v(w.val())));
+            out.push((
+                "skip.bias".into(),
+                b.dims().to_vec(),
+                deepsight_runtime::to_vec(b.val().inner()),
+            ));
+        }
         out
+    }
+
+    /// The decoder with its skip set to `weight` `[K, C_last]` and `bias` `[K]` (e.g. the
+    /// classifier's CAM head, rescaled) and its own head zeroed, so that its first output is
+    /// exactly that map and the decoder learns a correction of it (a zero-initialised residual
+    /// branch). `None` when the decoder has no skip or the shapes differ.
+    pub fn start_from_cam(self, weight: Vec<f32>, bias: Vec<f32>) -> Option<Self> {
+        let device = self.head_b.val().device();
+        let k = self.head_b.dims()[0];
+        let c = self.skip_w.as_ref()?.dims()[1];
+        if weight.len() != k * c || bias.len() != k {
+            return None;
+        }
+        let d = self.mix_b.dims()[0];
+        Some(TapDecoder {
+            head_w: same_id(&self.head_w, Tensor::zeros([k, d], &device)),
+            head_b: same_id(&self.head_b, Tensor::zeros([k], &device)),
+            skip_w: Some(param(100, tensor(weight, [k, c], &device))),
+            skip_b: Some(param(101, tensor(bias, [k], &device))),
+            ..self
+        })
     }
 
     /// The decoder on captured tap activations (in [`TapDecoder::taps`] order).
@@ -197,7 +255,20 @@ impl TapDecoder {
             groups: 1,
         };
         let x = relu(conv2d(x, self.mix_w.val(), Some(self.mix_b.val()), opts));
-        pointwise(x, self.head_w.val(), self.head_b.val())
+        let out = pointwise(x, self.head_w.val(), self.head_b.val());
+        match (&self.skip_w, &self.skip_b, features.last()) {
+            (Some(sw), Some(sb), Some(last)) => {
+                let s = pointwise(last.clone(), sw.val(), sb.val());
+                let [_, _, sh, sw_] = s.dims();
+                let s = if (sh, sw_) == (h, w) {
+                    s
+                } else {
+                    upsample_bilinear(s, h, w, &device)
+                };
+                out + s
+            }
+            _ => out,
+        }
     }
 }
 
