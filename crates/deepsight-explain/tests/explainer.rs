@@ -325,3 +325,18 @@ fn weight_files_round_trip_and_bad_ones_are_refused() {
     let err = w.check_fits(&lite.model).unwrap_err().to_string();
     assert!(err.contains("'tiny'"), "{err}");
 }
+
+#[test]
+fn shipped_weights_fit_the_embedded_lite0() {
+    let loaded = deepsight_models::ModelSource::Builtin {
+        arch: deepsight_models::Arch::Lite0,
+        random_seed: None,
+    }
+    .load(&default_device())
+    .unwrap();
+    let w = deepsight_explain::learned::explainer_weights::shipped().expect("shipped");
+    w.check_fits(&loaded.model).unwrap();
+    assert_eq!(w.spec.taps, ["_blocks.4", "_blocks.10", "features"]);
+    assert!(w.spec.skip, "the shipped decoder started from CAM");
+    assert!(w.info.contains_key("command"), "the training command is recorded");
+}
