@@ -332,28 +332,7 @@ fn lcam(a: LcamArgs) -> Result<()> {
         stop_after: a.stop_after,
         early_stop: None,
     };
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} epoch {msg} [{bar:30}] {pos}/{len} it, ETA {eta}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
-    let (_, summary) = deepsight_train::train(&task, initial, &data, &config, &device, &|p| {
-        bar.set_length(p.steps as u64);
-        bar.set_position(p.step as u64);
-        bar.set_message(format!(
-            "{}/{} {} loss {:.4}, {:.1} images/s",
-            p.epoch + 1,
-            p.epochs,
-            p.phase,
-            p.loss,
-            p.images_per_s
-        ));
-    })?;
-    bar.finish_and_clear();
-    for (e, (t, v)) in summary.history.iter().enumerate() {
-        println!("epoch {}: train loss {t:.4}, validation loss {v:.4}", e + 1);
-    }
+    let (_, summary) = crate::train::run_with_bar(&task, initial, &data, &config, &device)?;
     if summary.epochs_done == a.epochs {
         println!(
             "{} weights for layer '{layer}': {} ({:.0} s; log and curve in {})",
@@ -371,6 +350,40 @@ fn lcam(a: LcamArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs the engine with a progress bar (epoch, phase, loss, images/s, ETA), then prints each
+/// epoch's training and validation loss: what every `deepsight train` command shows.
+pub(crate) fn run_with_bar<T: deepsight_train::Task>(
+    task: &T,
+    initial: T::Module,
+    data: &Data,
+    config: &TrainConfig,
+    device: &deepsight_runtime::Device,
+) -> Result<(T::Module, deepsight_train::Summary)> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} epoch {msg} [{bar:30}] {pos}/{len} it, ETA {eta}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let out = deepsight_train::train(task, initial, data, config, device, &|p| {
+        bar.set_length(p.steps as u64);
+        bar.set_position(p.step as u64);
+        bar.set_message(format!(
+            "{}/{} {} loss {:.4}, {:.1} images/s",
+            p.epoch + 1,
+            p.epochs,
+            p.phase,
+            p.loss,
+            p.images_per_s
+        ));
+    })?;
+    bar.finish_and_clear();
+    for (e, (t, v)) in out.1.history.iter().enumerate() {
+        println!("epoch {}: train loss {t:.4}, validation loss {v:.4}", e + 1);
+    }
+    Ok(out)
 }
 
 fn model_classes(model: &deepsight_runtime::GraphModel) -> usize {

@@ -231,28 +231,7 @@ pub fn run(a: Args) -> Result<()> {
         stop_after: a.stop_after,
         early_stop: None,
     };
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} epoch {msg} [{bar:30}] {pos}/{len} it, ETA {eta}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
-    let (module, summary) = deepsight_train::train(&task, initial, &data, &config, &device, &|p| {
-        bar.set_length(p.steps as u64);
-        bar.set_position(p.step as u64);
-        bar.set_message(format!(
-            "{}/{} {} loss {:.4}, {:.1} images/s",
-            p.epoch + 1,
-            p.epochs,
-            p.phase,
-            p.loss,
-            p.images_per_s
-        ));
-    })?;
-    bar.finish_and_clear();
-    for (e, (t, v)) in summary.history.iter().enumerate() {
-        println!("epoch {}: train loss {t:.4}, validation loss {v:.4}", e + 1);
-    }
+    let (module, summary) = crate::train::run_with_bar(&task, initial, &data, &config, &device)?;
     if summary.epochs_done < a.epochs {
         println!(
             "stopped after epoch {} of {}; continue with --resume (checkpoint in {})",
