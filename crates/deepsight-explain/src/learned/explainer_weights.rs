@@ -8,7 +8,7 @@ use crate::learned::deeplab::DeepLabV3;
 use crate::learned::explainer_loss::ClassifierKind;
 use crate::learned::explainer_net::{Architecture, ExplainerNet, deeplab_spec};
 use crate::learned::segmenter::{NamedTensors, TapDecoder, TapSpec};
-use crate::learned::weights::ModelIdentity;
+use crate::learned::weights::{ModelIdentity, decode_floats, encode_floats};
 use crate::{ExplainError, Result};
 use deepsight_runtime::{Device, LayeredClassifier};
 use safetensors::Dtype;
@@ -109,23 +109,7 @@ impl ExplainerWeights {
             if name.starts_with("deepsight.") {
                 continue;
             }
-            let raw = view.data();
-            let values: Vec<f32> = match view.dtype() {
-                Dtype::F32 => raw
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-                Dtype::F16 => raw
-                    .chunks_exact(2)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
-                other => {
-                    return Err(invalid(
-                        source,
-                        format!("tensor '{name}' is {other:?}, expected F32 or F16"),
-                    ));
-                }
-            };
+            let values = decode_floats(&name, &view).map_err(|reason| invalid(source, reason))?;
             tensors.push((name, view.shape().to_vec(), values));
         }
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
@@ -167,16 +151,7 @@ impl ExplainerWeights {
         let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = self
             .tensors
             .iter()
-            .map(|(n, s, v)| {
-                let bytes = if half {
-                    v.iter()
-                        .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
-                        .collect()
-                } else {
-                    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-                };
-                (n.clone(), s.clone(), bytes)
-            })
+            .map(|(n, s, v)| (n.clone(), s.clone(), encode_floats(v, half).1))
             .collect();
         let mut views: Vec<(String, safetensors::tensor::TensorView)> = encoded
             .iter()

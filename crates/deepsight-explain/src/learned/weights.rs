@@ -59,7 +59,11 @@ fn invalid(source: &str, reason: impl std::fmt::Display) -> ExplainError {
     }
 }
 
-fn floats(source: &str, name: &str, view: &safetensors::tensor::TensorView) -> Result<Vec<f32>> {
+/// A safetensors tensor's values as `f32` (F32 or F16 files); the reason on another dtype.
+pub(crate) fn decode_floats(
+    name: &str,
+    view: &safetensors::tensor::TensorView,
+) -> std::result::Result<Vec<f32>, String> {
     let raw = view.data();
     Ok(match view.dtype() {
         Dtype::F32 => raw
@@ -70,13 +74,25 @@ fn floats(source: &str, name: &str, view: &safetensors::tensor::TensorView) -> R
             .chunks_exact(2)
             .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect(),
-        other => {
-            return Err(invalid(
-                source,
-                format!("tensor '{name}' is {other:?}, expected F32 or F16"),
-            ));
-        }
+        other => return Err(format!("tensor '{name}' is {other:?}, expected F32 or F16")),
     })
+}
+
+/// `values` as little-endian F16 (`half`) or F32 bytes, with the dtype to declare.
+pub(crate) fn encode_floats(values: &[f32], half: bool) -> (Dtype, Vec<u8>) {
+    if half {
+        let bytes = values
+            .iter()
+            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+            .collect();
+        (Dtype::F16, bytes)
+    } else {
+        (Dtype::F32, values.iter().flat_map(|x| x.to_le_bytes()).collect())
+    }
+}
+
+fn floats(source: &str, name: &str, view: &safetensors::tensor::TensorView) -> Result<Vec<f32>> {
+    decode_floats(name, view).map_err(|reason| invalid(source, reason))
 }
 
 impl LcamWeights {
@@ -146,17 +162,7 @@ impl LcamWeights {
     /// The file's bytes: the two tensors (F16 when `half`, else F32), any `extra` byte tensors
     /// (U8, e.g. an optimiser state), and the metadata.
     pub fn to_bytes(&self, half: bool, extra: &[(&str, &[u8])], extra_meta: &[(&str, String)]) -> Vec<u8> {
-        let enc = |v: &[f32]| -> Vec<u8> {
-            if half {
-                v.iter()
-                    .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
-                    .collect()
-            } else {
-                v.iter().flat_map(|x| x.to_le_bytes()).collect()
-            }
-        };
-        let dtype = if half { Dtype::F16 } else { Dtype::F32 };
-        let (wb, bb) = (enc(&self.weight), enc(&self.bias));
+        let ((dtype, wb), (_, bb)) = (encode_floats(&self.weight, half), encode_floats(&self.bias, half));
         let mut views = vec![
             (
                 "weight".to_string(),
