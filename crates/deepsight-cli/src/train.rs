@@ -245,15 +245,7 @@ fn lcam(a: LcamArgs) -> Result<()> {
         train,
         val,
     };
-    let mut info = BTreeMap::new();
-    info.insert(
-        "command".to_string(),
-        std::env::args().collect::<Vec<_>>().join(" "),
-    );
-    info.insert(
-        "images".to_string(),
-        format!("{} train, {} validation", data.train.len(), data.val.len()),
-    );
+    let info = crate::train::run_facts(&data);
     let task = LcamTask {
         model,
         variant,
@@ -350,6 +342,20 @@ fn lcam(a: LcamArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The facts a weight file records about its run: the command line and the image counts.
+pub(crate) fn run_facts(data: &Data) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "command".to_string(),
+            std::env::args().collect::<Vec<_>>().join(" "),
+        ),
+        (
+            "images".to_string(),
+            format!("{} train, {} validation", data.train.len(), data.val.len()),
+        ),
+    ])
 }
 
 /// Runs the engine with a progress bar (epoch, phase, loss, images/s, ETA), then prints each

@@ -13,7 +13,6 @@ use deepsight_train::explainer::{ExplainerTask, cam_start, default_taps, predict
 use deepsight_train::lcam::predicted_labels;
 use deepsight_train::loader::Source;
 use deepsight_train::{Augmentation, Data, EarlyStop, OptimConfig, OptimizerKind, Schedule, TrainConfig};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -241,15 +240,7 @@ pub fn run(a: Args) -> Result<()> {
         train,
         val,
     };
-    let mut info = BTreeMap::new();
-    info.insert(
-        "command".to_string(),
-        std::env::args().collect::<Vec<_>>().join(" "),
-    );
-    info.insert(
-        "images".to_string(),
-        format!("{} train, {} validation", data.train.len(), data.val.len()),
-    );
+    let info = crate::train::run_facts(&data);
     let kind = if a.multi_label {
         ClassifierKind::MultiLabel
     } else {
