@@ -17,6 +17,7 @@ mod perturbation_args;
 mod train;
 mod train_classifier;
 mod train_explainer;
+mod visualize;
 
 use clap::{Parser, Subcommand};
 
@@ -57,6 +58,9 @@ enum Command {
     Train(train::Args),
     /// Write the Fashion-MNIST mosaic set: multi-label images with ground-truth pixel masks.
     Mosaic(mosaic::Args),
+    /// Visualise the model itself: class models, top-9 per feature map, feature evolution,
+    /// invariance, correspondence, filters, layer probes.
+    Visualize(visualize::Args),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Train(a) => train::run(a),
         Command::Mosaic(a) => mosaic::run(a),
+        Command::Visualize(a) => visualize::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
