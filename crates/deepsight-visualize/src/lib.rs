@@ -7,5 +7,6 @@
 //! or ONNX, and returns numbers and pictures; the CLI only writes them to files.
 
 mod error;
+pub mod optvis;
 
 pub use error::{Result, VisualizeError};
