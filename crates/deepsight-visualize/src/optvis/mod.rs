@@ -533,7 +533,7 @@ impl Run<'_> {
                 let unit =
                     rgb * self.per_channel(self.pre.std) / 255.0 + self.per_channel(self.pre.mean) / 255.0;
                 let square = Warp::resize(input, [p.size(); 2]).apply(unit, 0.0);
-                let v = p.from_rgb(square);
+                let v = p.vars_for(square);
                 (p, v)
             }
             None => {

@@ -69,7 +69,7 @@ impl ImageParam {
     }
 
     /// Pixel variables that render to `rgb` (values in `(0, 1)`), for starting from an image.
-    pub fn from_rgb(&self, rgb: Tensor<4>) -> Tensor<4> {
+    pub fn vars_for(&self, rgb: Tensor<4>) -> Tensor<4> {
         let clamped = rgb.clamp(1e-3, 1.0 - 1e-3);
         let logit = (clamped.clone() / (clamped.neg() + 1.0)).log();
         if self.decorrelate {
@@ -172,7 +172,7 @@ mod tests {
         let p = ImageParam::new(Basis::Pixel, true, 3, &d);
         let rgb: Vec<f32> = (0..27).map(|i| 0.1 + 0.8 * i as f32 / 27.0).collect();
         let t = Tensor::<4>::from_data(TensorData::new(rgb.clone(), [1, 3, 3, 3]), &d);
-        let back = to_vec(p.render(p.from_rgb(t)));
+        let back = to_vec(p.render(p.vars_for(t)));
         for (a, b) in back.iter().zip(&rgb) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
