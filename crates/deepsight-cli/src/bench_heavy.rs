@@ -3,7 +3,9 @@
 
 use crate::bench::Task;
 use deepsight_explain::perturbation::ablation_cam::AblationCam;
-use deepsight_explain::perturbation::occlusion::{Fill, Inference, Occlusion, OcclusionProfile};
+use deepsight_explain::perturbation::occlusion::{
+    FeatureChoice, Fill, Inference, Occlusion, OcclusionProfile,
+};
 use deepsight_explain::perturbation::rise::Rise;
 use deepsight_explain::perturbation::score_cam::ScoreCam;
 use deepsight_explain::{Explainer, Request};
@@ -25,6 +27,8 @@ fn occlusion(stride: usize, inference: Inference) -> Occlusion {
         fill: Fill::Constant(0.0),
         inference,
         batch_size: 64,
+        // Captum tracks no feature map (Zeiler & Fergus's feature grid is extra work).
+        feature: FeatureChoice::Off,
         ..Default::default()
     }
 }

@@ -5,10 +5,13 @@ use crate::classify::{read_input_tensor, top_k};
 use crate::model_arg::ModelArgs;
 use crate::perturbation_args::{PerturbationArgs, progress_hook};
 use anyhow::{Context, Result, bail};
-use deepsight_explain::gradient::DeconvnetFeature;
+use deepsight_explain::gradient::{DeconvnetFeature, GradientSign};
 use deepsight_explain::localisation::GraphCutLocalisation;
+use deepsight_explain::perturbation::occlusion::{FeatureChoice, FeatureTap};
 use deepsight_explain::registry::{MethodOptions, SmoothGradBase, by_name_with, methods};
-use deepsight_explain::{Explainer, Explanation, Map, Normalisation, Request, Score, SharedPasses};
+use deepsight_explain::{
+    Explainer, Explanation, ExtraKind, Map, Normalisation, Request, Score, SharedPasses,
+};
 use deepsight_models::{WeightTensor, Weights, write_atomic};
 use deepsight_render::{Canvas, Colormap, Panel, montage};
 use deepsight_runtime::{Classifier, Tensor, to_vec};
@@ -21,6 +24,15 @@ enum ColormapArg {
     Jet,
     Turbo,
     Viridis,
+}
+
+/// The CLI names of [`GradientSign`].
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum GradientSignArg {
+    /// `|gradient|` (Simonyan et al.).
+    Absolute,
+    /// Positive gradients only (the seed's code snippet: `clamp(min=0)`).
+    Positive,
 }
 
 /// The CLI names of [`SmoothGradBase`] (the method names of `deepsight methods`).
@@ -93,13 +105,23 @@ pub struct Args {
     /// SmoothGrad: noise sigma as a fraction of the image's value range.
     #[arg(long, default_value_t = 0.15)]
     smoothgrad_sigma: f32,
+    /// Saliency and SmoothGrad: keep the absolute value of the gradient, or its positive part
+    /// only (SmoothGrad: the positive part of the mean gradient).
+    #[arg(long, value_enum, default_value_t = GradientSignArg::Absolute)]
+    gradient_sign: GradientSignArg,
     /// Seed of SmoothGrad's noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Make `deconvnet` project one feature map's strongest activation (Zeiler & Fergus) instead of
     /// the class score: LAYER:CHANNEL, e.g. `features.10:42`.
+    /// Occlusion tracks this channel instead of the strongest one.
     #[arg(long, value_name = "LAYER:CHANNEL")]
     feature: Option<String>,
+    /// Occlusion's feature map: the channel of LAYER with the strongest summed activation on the
+    /// unoccluded image, whose grid and deconvnet projection are drawn beside the occlusion maps
+    /// (Zeiler & Fergus Fig. 7 b-c; default layer: --layer, else the model's CAM layer).
+    #[arg(long, value_name = "LAYER", conflicts_with = "feature")]
+    feature_layer: Option<String>,
     #[command(flatten)]
     perturbation: PerturbationArgs,
     #[command(flatten)]
@@ -113,8 +135,8 @@ struct Result1 {
     class: usize,
     map: Map,
     raw: Option<Map>,
-    /// (name, grid, categorical)
-    extra: Vec<(&'static str, Map, bool)>,
+    /// (name, map, kind, caption)
+    extra: Vec<(&'static str, Map, ExtraKind, Option<String>)>,
 }
 
 fn display_values(map: &Map, signed: bool) -> Vec<f32> {
@@ -139,6 +161,25 @@ fn display_values(map: &Map, signed: bool) -> Vec<f32> {
         Normalisation::MinMax
     };
     one.normalise(how).data
+}
+
+/// `map` drawn over `base` as every method's map is: a diverging colour map for signed maps
+/// (near-zero attribution transparent), `cmap` for unsigned ones.
+fn overlay_of(base: &Canvas, map: &Map, signed: bool, cmap: Colormap, alpha: f32) -> Canvas {
+    let values = display_values(map, signed);
+    let heat = Canvas::heatmap(
+        &values,
+        map.width,
+        map.height,
+        if signed { Colormap::Diverging } else { cmap },
+    );
+    if signed {
+        // Neutral (near-zero) attribution stays transparent; sqrt lifts the faint tails.
+        let weights: Vec<f32> = values.iter().map(|v| v.abs().sqrt()).collect();
+        base.blend_weighted(&heat, (alpha * 1.6).min(1.0), &weights)
+    } else {
+        base.blend(&heat, alpha)
+    }
 }
 
 /// The model's view of image `i` of `x`, back in 0..255 RGB.
@@ -192,6 +233,10 @@ pub fn run(a: Args) -> Result<()> {
         },
         smoothgrad_samples: a.smoothgrad_samples,
         smoothgrad_sigma: a.smoothgrad_sigma,
+        gradient_sign: match a.gradient_sign {
+            GradientSignArg::Absolute => GradientSign::Absolute,
+            GradientSignArg::Positive => GradientSign::Positive,
+        },
         seed: a.seed,
         batch_size: a.batch_size,
         ..a.lcam.apply(MethodOptions::default())?
@@ -209,13 +254,27 @@ pub fn run(a: Args) -> Result<()> {
     if feature.is_some() && !names.iter().any(|n| n == "deconvnet" || n == "occlusion") {
         bail!("--feature applies to the deconvnet and occlusion methods: add one to --method");
     }
+    if a.feature_layer.is_some() && !names.iter().any(|n| n == "occlusion") {
+        bail!("--feature-layer applies to the occlusion method: add it to --method");
+    }
+    let occlusion_feature = match (&feature, &a.feature_layer) {
+        (Some(f), _) => FeatureChoice::Channel(FeatureTap {
+            layer: f.layer.clone(),
+            channel: f.channel,
+        }),
+        (None, layer) => FeatureChoice::Strongest {
+            layer: layer.clone().or_else(|| a.layer.clone()),
+        },
+    };
+    if a.gradient_sign == GradientSignArg::Positive
+        && !names.iter().any(|n| n == "saliency" || n == "smoothgrad")
+    {
+        bail!("--gradient-sign applies to the saliency and smoothgrad methods: add one to --method");
+    }
     let loaded = a.model.load()?;
     let bars = indicatif::MultiProgress::new();
     let options = MethodOptions {
-        occlusion: a.perturbation.occlusion(
-            &loaded.pipeline,
-            feature.as_ref().map(|f| (f.layer.clone(), f.channel)),
-        ),
+        occlusion: a.perturbation.occlusion(&loaded.pipeline, occlusion_feature),
         rise: a.perturbation.rise(),
         graphcut: GraphCutLocalisation {
             colour: GraphCutLocalisation::colour_of_normalisation(loaded.pipeline.mean, loaded.pipeline.std),
@@ -357,7 +416,10 @@ pub fn run(a: Args) -> Result<()> {
                         raw: raw.as_mut().and_then(|r| r.next()),
                         extra: extra
                             .iter()
-                            .filter_map(|x| Some((x.name, x.maps.get(i)?.clone(), x.categorical)))
+                            .filter_map(|x| {
+                                let caption = x.captions.get(i).cloned();
+                                Some((x.name, x.maps.get(i)?.clone(), x.kind, caption))
+                            })
                             .collect(),
                     });
                 }
@@ -393,20 +455,7 @@ pub fn run(a: Args) -> Result<()> {
             let mut files = Vec::new();
             let mut raw_out = Weights::default();
             for r in &res {
-                let values = display_values(&r.map, r.signed);
-                let heat = Canvas::heatmap(
-                    &values,
-                    r.map.width,
-                    r.map.height,
-                    if r.signed { Colormap::Diverging } else { cmap },
-                );
-                let overlay = if r.signed {
-                    // Neutral (near-zero) attribution stays transparent; sqrt lifts the faint tails.
-                    let weights: Vec<f32> = values.iter().map(|v| v.abs().sqrt()).collect();
-                    base.blend_weighted(&heat, (a.alpha * 1.6).min(1.0), &weights)
-                } else {
-                    base.blend(&heat, a.alpha)
-                };
+                let overlay = overlay_of(&base, &r.map, r.signed, cmap, a.alpha);
                 let file = a.out.join(format!(
                     "{stem}.{}{}.png",
                     r.method,
@@ -432,9 +481,13 @@ pub fn run(a: Args) -> Result<()> {
                     canvas: overlay,
                     title,
                 });
-                for (name, grid, categorical) in &r.extra {
-                    let (pic, range) =
-                        crate::extras::picture(&base, grid, *categorical, cmap, a.alpha, &class_name);
+                for (name, grid, kind, caption) in &r.extra {
+                    let (pic, range) = match kind {
+                        ExtraKind::Attribution => {
+                            (overlay_of(&base, grid, true, cmap, a.alpha), String::new())
+                        }
+                        _ => crate::extras::picture(&base, grid, *kind, cmap, a.alpha, &class_name),
+                    };
                     let file = a.out.join(format!(
                         "{stem}.{}.{name}{}.png",
                         r.method,
@@ -442,13 +495,23 @@ pub fn run(a: Args) -> Result<()> {
                     ));
                     write_atomic(&file, &pic.png())?;
                     files.push(file.display().to_string());
-                    panels.push(Panel {
-                        canvas: pic,
-                        title: vec![format!("{} {name}", r.method), class_name(r.class), range],
-                    });
+                    // A caption (occlusion's feature map) says more than the class name.
+                    let what = caption.clone().unwrap_or_else(|| class_name(r.class));
+                    let title = match kind {
+                        ExtraKind::Attribution => {
+                            vec![format!("{} {name}", r.method), what, "deconvnet".into()]
+                        }
+                        _ => vec![format!("{} {name}", r.method), what, range],
+                    };
+                    panels.push(Panel { canvas: pic, title });
                     if a.raw {
+                        let shape = if grid.channels == 1 {
+                            vec![grid.height, grid.width]
+                        } else {
+                            vec![grid.channels, grid.height, grid.width]
+                        };
                         let t = WeightTensor {
-                            shape: vec![grid.height, grid.width],
+                            shape,
                             data: grid.data.clone(),
                         };
                         raw_out

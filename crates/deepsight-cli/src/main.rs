@@ -17,6 +17,7 @@ mod perturbation_args;
 mod train;
 mod train_classifier;
 mod train_explainer;
+mod train_zf;
 mod visualize;
 
 use clap::{Parser, Subcommand};

@@ -2,7 +2,9 @@
 //! runs.
 
 use deepsight_explain::Progress;
-use deepsight_explain::perturbation::occlusion::{FeatureTap, Fill, Inference, Occlusion, OcclusionProfile};
+use deepsight_explain::perturbation::occlusion::{
+    FeatureChoice, Fill, Inference, Occlusion, OcclusionProfile,
+};
 use deepsight_explain::perturbation::rise::Rise;
 use deepsight_models::Preprocess;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -71,8 +73,9 @@ impl PerturbationArgs {
         }
     }
 
-    /// Occlusion as the flags say; `feature` is the `--feature LAYER:CHANNEL` tap.
-    pub fn occlusion(&self, pipeline: &Preprocess, feature: Option<(String, usize)>) -> Occlusion {
+    /// Occlusion as the flags say; `feature` is what `--feature LAYER:CHANNEL` or
+    /// `--feature-layer LAYER` ask for.
+    pub fn occlusion(&self, pipeline: &Preprocess, feature: FeatureChoice) -> Occlusion {
         let black = [0, 1, 2].map(|c| -pipeline.mean[c] / pipeline.std[c]);
         Occlusion {
             profile: match self.occlusion_profile {
@@ -93,7 +96,7 @@ impl PerturbationArgs {
             } else {
                 Inference::Incremental
             },
-            feature: feature.map(|(layer, channel)| FeatureTap { layer, channel }),
+            feature,
             ..Default::default()
         }
     }

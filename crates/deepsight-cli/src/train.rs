@@ -26,6 +26,9 @@ enum What {
     Explainer(crate::train_explainer::Args),
     /// A small multi-label CNN classifier (BCE), e.g. for the mosaic benchmark.
     Classifier(crate::train_classifier::Args),
+    /// A small Zeiler & Fergus-style CNN on Fashion-MNIST from scratch (their recipe: SGD,
+    /// N(0, 0.01^2) weights, filter RMS capped at 0.1), with snapshots at their evolution epochs.
+    Zf(crate::train_zf::Args),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -156,6 +159,7 @@ pub fn run(a: Args) -> Result<()> {
         What::Lcam(a) => lcam(a),
         What::Explainer(a) => crate::train_explainer::run(a),
         What::Classifier(a) => crate::train_classifier::run(a),
+        What::Zf(a) => crate::train_zf::run(a),
     }
 }
 

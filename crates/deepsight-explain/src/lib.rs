@@ -94,8 +94,38 @@ pub struct Extra {
     /// Stable name, used in file and tensor names (`<method>.<name>`).
     pub name: &'static str,
     pub maps: Vec<Map>,
-    /// Whether the values are class indices (drawn with a legend) rather than magnitudes.
-    pub categorical: bool,
+    /// What the values are, so that a front end draws them fittingly.
+    pub kind: ExtraKind,
+    /// Per image, what the map shows when that varies by image (occlusion's feature map as
+    /// `layer:channel`); empty when there is nothing to say.
+    pub captions: Vec<String>,
+}
+
+impl Extra {
+    /// An extra of `kind` with no captions.
+    pub fn new(name: &'static str, maps: Vec<Map>, kind: ExtraKind) -> Extra {
+        Extra {
+            name,
+            maps,
+            kind,
+            captions: Vec::new(),
+        }
+    }
+}
+
+/// The kind of values of an [`Extra`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtraKind {
+    /// Magnitudes, on a grid or at input resolution (drawn as a heat map).
+    Magnitude,
+    /// Class indices of the model (drawn as flat colours with the class names).
+    Classes,
+    /// Category ids `0..labels.len()` named by `labels` (flat colours with a legend).
+    Categories(&'static [&'static str]),
+    /// A signed per-channel attribution at input resolution (drawn as the gradient methods').
+    Attribution,
+    /// A box `[x0, y0, x1, y1]` in inclusive pixel coordinates, all -1 for none (`[1, 1, 4]`).
+    BoundingBox,
 }
 
 /// The extension point: every explanation method.

@@ -63,6 +63,24 @@ impl Map {
         }
     }
 
+    /// Per-pixel maximum over channels of the positive part, `max_ch max(x, 0)` (the saliency
+    /// of the seed's code snippet: `grad.clamp(min=0)`, then `amax` over channels).
+    pub fn max_positive_over_channels(&self) -> Map {
+        let plane = self.height * self.width;
+        let data = (0..plane)
+            .map(|p| {
+                (0..self.channels)
+                    .map(|c| self.data[c * plane + p])
+                    .fold(0.0, f32::max)
+            })
+            .collect();
+        Map {
+            channels: 1,
+            data,
+            ..*self
+        }
+    }
+
     /// Elementwise product with `other` broadcast over channels (one-channel `other`).
     pub fn times_plane(&self, other: &Map) -> Map {
         let plane = self.height * self.width;

@@ -3,8 +3,13 @@
 
 use crate::Explainer;
 use crate::Progress;
-use crate::cam::{Cam, ClassActivationMap, EigenCam, GradCam, GradCamPlusPlus, LayerCam, XGradCam};
-use crate::gradient::{Deconvnet, GuidedBackprop, InputXGradient, IntegratedGradients, Saliency};
+use crate::cam::{
+    Cam, ClassActivationMap, EigenCam, GradCam, GradCamCounterfactual, GradCamPlusPlus, LayerCam, XGradCam,
+};
+use crate::gradient::{
+    Deconvnet, GradientSign, GuidedBackprop, InputGradient, InputXGradient, IntegratedGradients,
+    PositiveSaliency, Saliency,
+};
 use crate::guided_gradcam::GuidedGradCam;
 use crate::learned::{ExplainerWeights, Lcam, LcamFm, LcamImg, LcamVariant, LcamWeights, NnExplainer};
 use crate::localisation::GraphCutLocalisation;
@@ -41,7 +46,7 @@ fn module_doc(source: &str) -> String {
         .join("\n")
 }
 
-const SOURCES: [(&str, &str); 21] = [
+const SOURCES: [(&str, &str); 22] = [
     ("saliency", include_str!("gradient/saliency.rs")),
     ("input-x-gradient", include_str!("gradient/input_x_gradient.rs")),
     ("guided-backprop", include_str!("gradient/guided_backprop.rs")),
@@ -53,6 +58,10 @@ const SOURCES: [(&str, &str); 21] = [
     ("smoothgrad", include_str!("smoothgrad.rs")),
     ("cam", include_str!("cam/cam.rs")),
     ("gradcam", include_str!("cam/gradcam.rs")),
+    (
+        "gradcam-counterfactual",
+        include_str!("cam/gradcam_counterfactual.rs"),
+    ),
     ("gradcam++", include_str!("cam/gradcam_pp.rs")),
     ("xgradcam", include_str!("cam/xgradcam.rs")),
     ("layercam", include_str!("cam/layercam.rs")),
@@ -106,6 +115,9 @@ pub struct MethodOptions {
     pub smoothgrad_samples: usize,
     /// SmoothGrad: noise standard deviation as a fraction of each image's value range.
     pub smoothgrad_sigma: f32,
+    /// Saliency and SmoothGrad: which part of the gradient the map keeps (absolute value, or
+    /// positive part as the seed's code snippet).
+    pub gradient_sign: GradientSign,
     /// Seed of every random choice (SmoothGrad's noise).
     pub seed: u64,
     /// Images per batch of the methods that run many passes.
@@ -134,6 +146,7 @@ impl Default for MethodOptions {
             smoothgrad_base: SmoothGradBase::Saliency,
             smoothgrad_samples: 25,
             smoothgrad_sigma: 0.15,
+            gradient_sign: GradientSign::Absolute,
             seed: 0,
             batch_size: 16,
             occlusion: Occlusion::default(),
@@ -155,7 +168,10 @@ pub fn by_name(name: &str) -> Option<Box<dyn Explainer>> {
 /// The method called `name` with `options`, or `None`.
 pub fn by_name_with(name: &str, o: &MethodOptions) -> Option<Box<dyn Explainer>> {
     Some(match name {
-        "saliency" => Box::new(Saliency),
+        "saliency" => match o.gradient_sign {
+            GradientSign::Absolute => Box::new(Saliency),
+            GradientSign::Positive => Box::new(PositiveSaliency),
+        },
         "input-x-gradient" => Box::new(InputXGradient),
         "guided-backprop" => Box::new(GuidedBackprop),
         "deconvnet" => Box::new(Deconvnet),
@@ -163,6 +179,7 @@ pub fn by_name_with(name: &str, o: &MethodOptions) -> Option<Box<dyn Explainer>>
         "smoothgrad" => smoothgrad(o),
         "cam" => Box::new(Cam(ClassActivationMap)),
         "gradcam" => Box::new(Cam(GradCam)),
+        "gradcam-counterfactual" => Box::new(Cam(GradCamCounterfactual)),
         "gradcam++" => Box::new(Cam(GradCamPlusPlus)),
         "xgradcam" => Box::new(Cam(XGradCam)),
         "layercam" => Box::new(Cam(LayerCam)),
@@ -218,9 +235,15 @@ fn smoothgrad(o: &MethodOptions) -> Box<dyn Explainer> {
             sigma: o.smoothgrad_sigma,
             seed: o.seed,
             batch_size: o.batch_size,
+            reduce: match o.gradient_sign {
+                GradientSign::Absolute => None,
+                GradientSign::Positive => Some(GradientSign::Positive),
+            },
         })
     }
     match o.smoothgrad_base {
+        // Positive: the snippet's clamp of the *mean* gradient, so the raw gradient is averaged.
+        SmoothGradBase::Saliency if o.gradient_sign == GradientSign::Positive => wrap(InputGradient, o),
         SmoothGradBase::Saliency => wrap(Saliency, o),
         SmoothGradBase::InputXGradient => wrap(InputXGradient, o),
         SmoothGradBase::GuidedBackprop => wrap(GuidedBackprop, o),

@@ -217,6 +217,7 @@ fn smoothgrad_with_sigma_zero_is_its_base_method() {
         sigma: 0.0,
         seed: 3,
         batch_size: 5,
+        reduce: None,
     };
     let out = sg.explain(&model.model, &req).unwrap();
     assert_eq!(out.passes.forward, 12);

@@ -5,9 +5,9 @@
 use deepsight_explain::localisation::gmm::Gmm;
 use deepsight_explain::localisation::maxflow::Graph;
 use deepsight_explain::localisation::{
-    GraphCutLocalisation, GraphCutOptions, bounding_box, largest_component, localise,
+    GraphCutLocalisation, GraphCutOptions, Seed, bounding_box, largest_component, localise, seed_labels,
 };
-use deepsight_explain::{ExplainError, Explainer, Request, Score};
+use deepsight_explain::{ExplainError, Explainer, ExtraKind, Request, Score};
 use deepsight_models::{Arch, ModelSource};
 use deepsight_runtime::{Classifier, default_device, to_vec};
 use std::path::PathBuf;
@@ -508,7 +508,7 @@ fn graphcut_localisation_on_the_sample_photo() {
     assert_eq!((mask.channels, mask.height, mask.width), (1, h, w));
     assert!(mask.data.iter().all(|&v| v == 0.0 || v == 1.0));
     let names: Vec<&str> = e.extra.iter().map(|x| x.name).collect();
-    assert_eq!(names, ["box", "saliency"]);
+    assert_eq!(names, ["box", "saliency", "seeds"]);
     let b = &e.extra[0].maps[0].data;
     let area = (b[2] - b[0] + 1.0) * (b[3] - b[1] + 1.0) / (h * w) as f32;
     let pixels = mask.data.iter().filter(|&&v| v == 1.0).count();
@@ -542,4 +542,84 @@ fn graphcut_localisation_on_the_sample_photo() {
     let again = localise(&rgb, &s.data, [h, w], &method.options).unwrap();
     println!("localise alone on {h}x{w}: {:?}", start.elapsed());
     assert_eq!(again.mask, as_bool);
+    // The seeds extra is the thresholded saliency: about 5% foreground, 30% background pixels.
+    let seeds = &e.extra[2];
+    assert_eq!(seeds.kind, ExtraKind::Categories(Seed::LABELS));
+    let want: Vec<f32> = seed_labels(&s.data, &method.options)
+        .unwrap()
+        .iter()
+        .map(|&l| l as u8 as f32)
+        .collect();
+    assert_eq!(seeds.maps[0].data, want);
+    let share = |id: f32| want.iter().filter(|&&v| v == id).count() as f64 / want.len() as f64;
+    println!(
+        "seeds: {:.3} foreground, {:.3} background, {:.3} ignored",
+        share(0.0),
+        share(1.0),
+        share(2.0)
+    );
+    assert!((share(0.0) - 0.05).abs() < 0.01 && (share(1.0) - 0.30).abs() < 0.01);
+}
+
+#[test]
+fn seed_labels_follow_hand_computed_quantiles() {
+    use Seed::{Background as B, Foreground as F, Ignored as I};
+    let o = GraphCutOptions::default();
+    // 21 distinct values 0..=20, shuffled: q_0.95 sits at position 0.95 * 20 = 19 (value 19), so
+    // only 20 is above; q_0.30 at position 6 (value 6), so 0..=5 are below.
+    let order = [
+        7, 20, 3, 12, 0, 19, 5, 14, 1, 9, 16, 2, 11, 18, 4, 6, 13, 8, 17, 10, 15,
+    ];
+    let s: Vec<f32> = order.iter().map(|&v| v as f32).collect();
+    let want: Vec<Seed> = order
+        .iter()
+        .map(|&v| {
+            if v > 19 {
+                F
+            } else if v < 6 {
+                B
+            } else {
+                I
+            }
+        })
+        .collect();
+    assert_eq!(seed_labels(&s, &o).unwrap(), want);
+    // Linear interpolation: [1, 2, 3, 4, 5] has q_0.95 = 4 + 0.8 = 4.8 and q_0.30 = 2 + 0.2 = 2.2.
+    assert_eq!(
+        seed_labels(&[3.0, 5.0, 1.0, 4.0, 2.0], &o).unwrap(),
+        [I, F, B, I, B]
+    );
+    // [0, 1, 2, 3, 4, 10]: q_0.95 at position 4.75 is 4 + 0.75 * 6 = 8.5, q_0.30 at position 1.5
+    // is 1.5: the 10 is foreground, 0 and 1 background, 2..=4 ignored.
+    assert_eq!(
+        seed_labels(&[4.0, 10.0, 0.0, 2.0, 1.0, 3.0], &o).unwrap(),
+        [I, F, B, I, B, I]
+    );
+    // Ties: [0, 0, 0, 0, 1] has q_0.30 = 0 and no pixel strictly below it: the tied zeros are
+    // the background; q_0.95 = 0.8, the 1 is the foreground.
+    assert_eq!(
+        seed_labels(&[0.0, 1.0, 0.0, 0.0, 0.0], &o).unwrap(),
+        [B, F, B, B, B]
+    );
+    // Other thresholds, as options: q_0.5 of 0..=20 is 10, q_0.1 is 2.
+    let half = GraphCutOptions {
+        fg_quantile: 0.5,
+        bg_quantile: 0.1,
+        ..o
+    };
+    let want: Vec<Seed> = order
+        .iter()
+        .map(|&v| {
+            if v > 10 {
+                F
+            } else if v < 2 {
+                B
+            } else {
+                I
+            }
+        })
+        .collect();
+    assert_eq!(seed_labels(&s, &half).unwrap(), want);
+    // A flat map has no seeds: an error, not a panic.
+    assert!(seed_labels(&[0.5; 8], &o).is_err());
 }

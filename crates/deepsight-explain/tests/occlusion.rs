@@ -4,7 +4,9 @@
 mod common;
 
 use common::{load, pearson, request};
-use deepsight_explain::perturbation::occlusion::{FeatureTap, Fill, Inference, Occlusion, OcclusionProfile};
+use deepsight_explain::perturbation::occlusion::{
+    FeatureChoice, FeatureTap, Fill, Inference, Occlusion, OcclusionProfile, strongest_channel,
+};
 use deepsight_explain::{Explainer, Score};
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -27,6 +29,8 @@ fn captum_profile_matches_captum_occlusion() {
             window: [win, win],
             stride: [stride, stride],
             fill: Fill::Constant(0.0),
+            // Captum tracks no feature map: the pass count below is Captum's.
+            feature: FeatureChoice::Off,
             ..Default::default()
         };
         let out = occ.explain(&model.model, &req).unwrap();
@@ -67,7 +71,7 @@ fn incremental_occlusion_equals_full_reinference_on_lite0() {
             stride: [24, 24],
             fill: Fill::Blur { sigma: 4.0 },
             inference,
-            feature: Some(FeatureTap {
+            feature: FeatureChoice::Channel(FeatureTap {
                 layer: "_blocks.10".into(),
                 channel: 7,
             }),
@@ -119,7 +123,7 @@ fn zeiler_fergus_outputs_are_consistent() {
         window: [16, 16],
         stride: [8, 8],
         fill: Fill::Colour([0.1, -0.2, 0.3]),
-        feature: Some(FeatureTap {
+        feature: FeatureChoice::Channel(FeatureTap {
             layer: "/layer1/Relu_output_0".into(),
             channel: 3,
         }),
@@ -144,7 +148,7 @@ fn zeiler_fergus_outputs_are_consistent() {
     let mean4 = (drop.data[0] + drop.data[1] + drop.data[7] + drop.data[8]) / 4.0;
     assert!((map.data[8 * 64 + 8] - mean4).abs() < 1e-6);
     let bad = Occlusion {
-        feature: Some(FeatureTap {
+        feature: FeatureChoice::Channel(FeatureTap {
             layer: "/layer1/Relu_output_0".into(),
             channel: 4096,
         }),
@@ -168,4 +172,131 @@ fn zeiler_fergus_outputs_are_consistent() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("does not fit"), "{err}");
+}
+
+/// input 3x8x8 -> 1x1 convolution to `[x0, x1, -x1]` -> ReLU (`features`) -> GAP -> linear (2
+/// classes): channel k of `features` sums to a value the test computes from the image alone.
+fn three_feature_net() -> deepsight_runtime::GraphModel {
+    use deepsight_runtime::{Bounds, Conv2d, Graph, GraphModel, Linear, Op, Padding, Tensor, TensorData};
+    let d = deepsight_runtime::default_device();
+    let mut g = Graph::new("input", 3);
+    let w = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, -1.0, 0.0];
+    let x = g
+        .push(
+            "split",
+            Op::Conv2d(Conv2d {
+                weight: Tensor::from_data(TensorData::new(w, [3, 3, 1, 1]), &d),
+                bias: None,
+                stride: [1, 1],
+                dilation: [1, 1],
+                groups: 1,
+                padding: Padding::symmetric(0),
+            }),
+            &[0],
+        )
+        .unwrap();
+    let x = g.push("features", Op::Rectifier(Bounds::RELU), &[x]).unwrap();
+    let x = g.push("gap", Op::GlobalAvgPool, &[x]).unwrap();
+    let fc = vec![1.0, 0.5, -0.3, -0.2, 0.4, 0.9];
+    g.push(
+        "fc",
+        Op::Linear(Linear {
+            weight: Tensor::from_data(TensorData::new(fc, [2, 3]), &d),
+            bias: None,
+        }),
+        &[x],
+    )
+    .unwrap();
+    GraphModel::new(g, [8, 8], d).unwrap()
+}
+
+#[test]
+fn the_strongest_feature_map_is_the_argmax_of_summed_activations() {
+    use deepsight_explain::gradient::DeconvnetFeature;
+    use deepsight_explain::{ExtraKind, Request};
+    use deepsight_runtime::{LayeredClassifier, Tensor, TensorData, default_device};
+    let model = three_feature_net();
+    // Channel 0: one activation of 10 (the largest single value), sum 10. Channel 1: 0.5 at
+    // every pixel but one, sum 31.5: the strongest by sum. Channel 2: ReLU(-x1), sum 0.3.
+    let mut x = vec![0.0f32; 3 * 64];
+    x[5] = 10.0;
+    for p in 0..64 {
+        x[64 + p] = if p == 9 { -0.3 } else { 0.5 };
+        x[128 + p] = ((p * 7) % 5) as f32 - 2.0;
+    }
+    let sums = [10.0f64, 31.5, 0.3];
+    let want = (0..3).fold(0, |b, k| if sums[k] > sums[b] { k } else { b });
+    assert_eq!(want, 1);
+    let image = Tensor::from_data(TensorData::new(x, [1, 3, 8, 8]), &default_device());
+    let (tap, sum) = strongest_channel(&model, image.clone(), "features").unwrap();
+    assert_eq!((tap.layer.as_str(), tap.channel), ("features", want));
+    assert!((sum as f64 - sums[want]).abs() < 1e-5, "{sum}");
+    // Occlusion by default tracks that map of the model's CAM layer and projects it.
+    assert_eq!(model.default_cam_layer().as_deref(), Some("features"));
+    let occ = Occlusion {
+        window: [4, 4],
+        stride: [4, 4],
+        ..Default::default()
+    };
+    let req = Request {
+        images: image.clone(),
+        classes: vec![0],
+        score: Score::Logit,
+        layer: None,
+    };
+    let e = occ.explain(&model, &req).unwrap();
+    let names: Vec<&str> = e.extra.iter().map(|x| x.name).collect();
+    assert_eq!(names, ["probability", "top-class", "feature", "projection"]);
+    let feature = &e.extra[2];
+    assert_eq!(feature.captions, ["features:1"]);
+    // The unoccluded sum is 31.5; hiding the top-left 4x4 window (which holds pixel 9, x1 < 0)
+    // removes 15 * 0.5; the others remove 16 * 0.5.
+    assert_eq!((feature.maps[0].height, feature.maps[0].width), (2, 2));
+    for (got, want) in feature.maps[0].data.iter().zip([24.0, 23.5, 23.5, 23.5]) {
+        assert!((got - want).abs() < 1e-5, "{:?}", feature.maps[0].data);
+    }
+    let projection = &e.extra[3];
+    assert_eq!(projection.kind, ExtraKind::Attribution);
+    assert_eq!(projection.captions, ["features:1"]);
+    let direct = DeconvnetFeature {
+        layer: "features".into(),
+        channel: 1,
+    }
+    .explain(&model, &req)
+    .unwrap();
+    assert_eq!(projection.maps[0], direct.maps[0]);
+    assert_eq!(projection.maps[0].channels, 3);
+    // 1 unoccluded + 4 occluded + 1 to pick the channel + 2 for the projection; 1 backward.
+    assert_eq!((e.passes.forward, e.passes.backward), (8, 1));
+    // A forced channel and a given layer are honoured; Off tracks nothing.
+    let forced = Occlusion {
+        feature: FeatureChoice::Channel(FeatureTap {
+            layer: "features".into(),
+            channel: 0,
+        }),
+        ..occ.clone()
+    };
+    let e = forced.explain(&model, &req).unwrap();
+    assert_eq!(e.extra[2].captions, ["features:0"]);
+    let on_split = Occlusion {
+        feature: FeatureChoice::Strongest {
+            layer: Some("split".into()),
+        },
+        ..occ.clone()
+    };
+    // Before the ReLU the sums are 10, 31.2 and -31.2: channel 1 again.
+    assert_eq!(
+        on_split.feature_tap(&model, &image).unwrap(),
+        Some(FeatureTap {
+            layer: "split".into(),
+            channel: 1
+        })
+    );
+    let off = Occlusion {
+        feature: FeatureChoice::Off,
+        ..occ
+    };
+    let e = off.explain(&model, &req).unwrap();
+    assert_eq!(e.extra.len(), 2);
+    assert_eq!(e.passes.forward, 5);
 }

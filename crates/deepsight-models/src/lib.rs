@@ -3,7 +3,9 @@
 
 pub mod alexnet;
 mod builder;
+pub mod efficientnet_lite;
 pub mod error;
+pub mod fmnist_cnn;
 mod io;
 pub mod lite0;
 pub mod mosaic_cnn;

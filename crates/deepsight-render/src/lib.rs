@@ -5,8 +5,10 @@ mod canvas;
 mod categorical;
 mod colormap;
 mod plot;
+mod xy_plot;
 
 pub use canvas::{Canvas, Panel, montage};
 pub use categorical::categorical_map;
 pub use colormap::Colormap;
 pub use plot::{Series, line_plot};
+pub use xy_plot::{XySeries, xy_plot};

@@ -82,7 +82,7 @@ pub fn line_plot(series: &[Series], title: &str, x_label: &str, y_label: &str, y
 }
 
 /// A line from `a` to `b` (pixel centres), one pixel wide.
-fn line(c: &mut Canvas, a: (f32, f32), b: (f32, f32), colour: [u8; 3]) {
+pub(crate) fn line(c: &mut Canvas, a: (f32, f32), b: (f32, f32), colour: [u8; 3]) {
     let steps = (b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil().max(1.0) as usize;
     for i in 0..=steps {
         let t = i as f32 / steps as f32;

@@ -16,6 +16,7 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod explainer;
+pub mod fmnist;
 pub mod lcam;
 pub mod loader;
 pub mod log;

@@ -6,7 +6,16 @@
 //! Every analysis runs on any [`LayeredClassifier`](deepsight_runtime::LayeredClassifier), built-in
 //! or ONNX, and returns numbers and pictures; the CLI only writes them to files.
 
+pub mod correspondence;
 mod error;
+pub mod evolution;
+pub mod filters;
+mod flat_features;
+pub mod invariance;
 pub mod optvis;
+pub mod probes;
+pub mod receptive_field;
+pub mod top9;
+pub mod top_k;
 
 pub use error::{Result, VisualizeError};

@@ -303,7 +303,16 @@ fn feature_targets_and_bad_requests() {
         },
     ];
     for t in bad {
-        let err = render(&model, &pre, &[t.clone()], &recipe, None, 0, &mut |_, _| {}).unwrap_err();
+        let err = render(
+            &model,
+            &pre,
+            std::slice::from_ref(&t),
+            &recipe,
+            None,
+            0,
+            &mut |_, _| {},
+        )
+        .unwrap_err();
         assert!(!err.to_string().is_empty(), "{t:?}");
     }
     assert!(render(&model, &pre, &[], &recipe, None, 0, &mut |_, _| {}).is_err());

@@ -3,8 +3,14 @@
 //! the numbers behind them (JSON, CSV) into `--out`.
 
 mod class;
+mod correspondence;
+mod evolution;
 mod feature;
+mod filters;
+mod invariance;
 mod optimise;
+mod probes;
+mod top9;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -19,11 +25,35 @@ enum What {
     Class(class::Args),
     /// Images that maximise a channel, a unit or a layer (Lucent's objectives, DeepDream).
     Feature(feature::Args),
+    /// Per feature map the k images that drive it hardest, deconvnet projection beside the
+    /// receptive-field patch (Zeiler & Fergus 2014 Fig. 2).
+    Top9(top9::Args),
+    /// The strongest activation of chosen feature maps at each training checkpoint, projected by
+    /// the deconvnet (Zeiler & Fergus 2014 fig. 4).
+    Evolution(evolution::Args),
+    /// Linear softmax probes on each layer's frozen features: accuracy against depth (Zeiler &
+    /// Fergus 2014 section 5.3).
+    Probes(probes::Args),
+    /// A convolution's filters as an image grid with their RMS, and one image's feature maps
+    /// (Zeiler & Fergus 2014 fig. 6).
+    Filters(filters::Args),
+    /// Feature distance and class probability under translation, scale and rotation (Zeiler &
+    /// Fergus 2014 fig. 5).
+    Invariance(invariance::Args),
+    /// Whether occluding the same part changes features consistently across images (Zeiler &
+    /// Fergus 2014 table 1).
+    Correspondence(correspondence::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
         What::Class(a) => class::run(a),
         What::Feature(a) => feature::run(a),
+        What::Top9(a) => top9::run(a),
+        What::Evolution(a) => evolution::run(a),
+        What::Probes(a) => probes::run(a),
+        What::Filters(a) => filters::run(a),
+        What::Invariance(a) => invariance::run(a),
+        What::Correspondence(a) => correspondence::run(a),
     }
 }

@@ -11,6 +11,7 @@
 mod cam;
 mod eigencam;
 mod gradcam;
+mod gradcam_counterfactual;
 mod gradcam_pp;
 mod layercam;
 mod xgradcam;
@@ -18,6 +19,7 @@ mod xgradcam;
 pub use cam::ClassActivationMap;
 pub use eigencam::EigenCam;
 pub use gradcam::GradCam;
+pub use gradcam_counterfactual::GradCamCounterfactual;
 pub use gradcam_pp::GradCamPlusPlus;
 pub use layercam::LayerCam;
 pub use xgradcam::XGradCam;

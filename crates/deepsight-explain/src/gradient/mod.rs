@@ -13,7 +13,7 @@ pub use deconvnet_feature::DeconvnetFeature;
 pub use guided_backprop::GuidedBackprop;
 pub use input_x_gradient::InputXGradient;
 pub use integrated_gradients::{IntegratedGradients, Quadrature};
-pub use saliency::Saliency;
+pub use saliency::{GradientSign, InputGradient, PositiveSaliency, Saliency};
 
 use crate::shared::passes_alone;
 use crate::{Explainer, Explanation, Map, Need, Passes, Request, Result, SharedPasses};

@@ -6,7 +6,10 @@
 //! both are fitted, a GraphCut segmentation spreads the labels along the image's colours, and the
 //! largest connected object region gives the mask and its bounding box. The map is the mask (1 on
 //! the object, 0 elsewhere); the extras are `box` (`x0, y0, x1, y1`, inclusive pixel
-//! coordinates, all -1 if the mask is empty) and `saliency` (the map segmented).
+//! coordinates, all -1 if the mask is empty), `saliency` (the map segmented) and `seeds`, the
+//! thresholded saliency of the paper's Fig. 4 (0: foreground-model pixels, above the 95%
+//! quantile; 1: background-model pixels, below the 30% quantile; 2: the rest, ignored by the
+//! colour models).
 //!
 //! # Equation
 //! `M` the saliency map; `F = {p : M_p > q_0.95(M)}`, `B = {p : M_p < q_0.30(M)}`; Gaussian
@@ -40,7 +43,9 @@ use super::gmm::Gmm;
 use super::maxflow::Graph;
 use super::{GraphCutOptions, Localisation, bounding_box, largest_component, quantile};
 use crate::gradient::Saliency;
-use crate::{ExplainError, Explainer, Explanation, Extra, Map, Need, Request, Result, SharedPasses};
+use crate::{
+    ExplainError, Explainer, Explanation, Extra, ExtraKind, Map, Need, Request, Result, SharedPasses,
+};
 use deepsight_runtime::{LayeredClassifier, to_vec};
 
 const NAME: &str = "graphcut-loc";
@@ -99,6 +104,38 @@ fn check_inputs(rgb: &[f32], saliency: &[f32], [h, w]: [usize; 2], o: &GraphCutO
         return Err(invalid(format!("gamma must be finite and >= 0, not {}", o.gamma)));
     }
     Ok(())
+}
+
+/// What the thresholded saliency makes of a pixel (Simonyan et al. Fig. 4, third column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Seed {
+    /// Saliency above the foreground quantile: fits the foreground colour model, fixed to the object.
+    Foreground = 0,
+    /// Saliency below the background quantile: fits the background colour model, fixed to it.
+    Background = 1,
+    /// In between: labelled by the GraphCut.
+    Ignored = 2,
+}
+
+impl Seed {
+    /// The names of the ids `0, 1, 2` (the `seeds` extra's legend).
+    pub const LABELS: &'static [&'static str] = &["foreground model", "background model", "ignored"];
+}
+
+/// The thresholded saliency: each pixel's [`Seed`] by the saliency's quantiles (linear
+/// interpolation; where ties leave no pixel strictly beyond a quantile, the tied pixels are taken).
+pub fn seed_labels(saliency: &[f32], options: &GraphCutOptions) -> Result<Vec<Seed>> {
+    let (fg, bg) = seeds(saliency, options)?;
+    Ok(fg
+        .iter()
+        .zip(&bg)
+        .map(|(&f, &b)| match (f, b) {
+            (true, _) => Seed::Foreground,
+            (false, true) => Seed::Background,
+            (false, false) => Seed::Ignored,
+        })
+        .collect())
 }
 
 /// The seed pixels: `(foreground, background)` from the saliency's quantiles.
@@ -262,7 +299,7 @@ impl Explainer for GraphCutLocalisation {
         let saliency = Saliency.explain_shared(model, request, shared)?;
         let images = to_vec(request.images.clone());
         let plane = h * w;
-        let (mut maps, mut boxes) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut maps, mut boxes, mut seed_maps) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
         for (i, s) in saliency.maps.iter().enumerate() {
             let x = &images[i * 3 * plane..(i + 1) * 3 * plane];
             let rgb: Vec<f32> = x
@@ -274,6 +311,15 @@ impl Explainer for GraphCutLocalisation {
                 })
                 .collect();
             let found = localise(&rgb, &s.data, [s.height, s.width], &self.options)?;
+            seed_maps.push(Map {
+                channels: 1,
+                height: s.height,
+                width: s.width,
+                data: seed_labels(&s.data, &self.options)?
+                    .iter()
+                    .map(|&l| l as u8 as f32)
+                    .collect(),
+            });
             maps.push(Map {
                 channels: 1,
                 height: s.height,
@@ -292,16 +338,9 @@ impl Explainer for GraphCutLocalisation {
             raw: None,
             passes: saliency.passes,
             extra: vec![
-                Extra {
-                    name: "box",
-                    maps: boxes,
-                    categorical: false,
-                },
-                Extra {
-                    name: "saliency",
-                    maps: saliency.maps,
-                    categorical: false,
-                },
+                Extra::new("box", boxes, ExtraKind::BoundingBox),
+                Extra::new("saliency", saliency.maps, ExtraKind::Magnitude),
+                Extra::new("seeds", seed_maps, ExtraKind::Categories(Seed::LABELS)),
             ],
         })
     }

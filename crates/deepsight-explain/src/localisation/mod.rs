@@ -8,7 +8,7 @@ pub mod gmm;
 mod graphcut;
 pub mod maxflow;
 
-pub use graphcut::{GraphCutLocalisation, localise, segment};
+pub use graphcut::{GraphCutLocalisation, Seed, localise, seed_labels, segment};
 
 /// The options of the localisation. [`Default`] is the paper's thresholds with GrabCut's colour
 /// models and smoothness weight.

@@ -4,11 +4,14 @@
 //! A `window` (height x width) patch slides over the image with `stride`; at each position the
 //! patch is replaced by the fill (a constant per channel in the model's input space: the preset's
 //! mean colour by default, zero for Captum's baseline, or the blurred image) and the model is run.
-//! Per position it records the class score, the class probability, the most probable class and,
-//! optionally, the summed activity of one feature map of one layer ([`Sensitivity`]). The map is
-//! the score drop `S_c(x) - S_c(x with the window hidden)`, each pixel averaging the windows that
-//! cover it; `raw` is the drop on the grid of window positions, and the extra outputs
-//! `probability`, `top-class` and (with a feature tap) `feature` are the other grids.
+//! Per position it records the class score, the class probability, the most probable class and
+//! the summed activity of one feature map of one layer ([`Sensitivity`]). The map is the score
+//! drop `S_c(x) - S_c(x with the window hidden)`, each pixel averaging the windows that cover it;
+//! `raw` is the drop on the grid of window positions, and the extra outputs `probability`,
+//! `top-class` and `feature` are the other grids, with `projection`, the deconvnet projection of
+//! that feature map's strongest activation on the unoccluded image (Fig. 7 b-c). The feature map
+//! is by default the channel of the chosen layer (default: the model's CAM layer) whose summed
+//! activation on the unoccluded image is strongest ([`strongest_channel`]), or a given one.
 //!
 //! By default only the patch's projective field is recomputed at each layer, on top of the
 //! unoccluded image's cached activations (incremental inference, exact to float rounding);
@@ -33,9 +36,17 @@
 //! its window (Captum's convention) so that every method's map has the input's size: the grid is
 //! kept as `raw`. Windows must lie inside the image (positions `0, s, 2s, ...` up to `H - h`), as
 //! in Captum; pixels no window covers get 0. The "most probable class" is over the model's outputs.
+//! The strongest feature map is the one of largest summed activation over the positions (ties: the
+//! lowest channel); the paper does not say how its Fig. 7 map was picked beyond "the strongest
+//! feature map". The feature costs one more forward pass per image to pick the channel and a
+//! forward and a backward pass for its projection (on models without a spatial layer and no layer
+//! given, no feature is tracked).
 
 use super::softmax;
-use crate::{ExplainError, Explainer, Explanation, Extra, Map, Passes, Progress, Request, Result, Score};
+use crate::gradient::DeconvnetFeature;
+use crate::{
+    ExplainError, Explainer, Explanation, Extra, ExtraKind, Map, Passes, Progress, Request, Result, Score,
+};
 use deepsight_runtime::{LayeredClassifier, PatchBatch, Tensor, TensorData, to_vec};
 
 /// Which reference the options and the score follow.
@@ -76,6 +87,55 @@ pub struct FeatureTap {
     pub channel: usize,
 }
 
+/// Which feature map occlusion tracks (Zeiler & Fergus Fig. 7 b-c).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeatureChoice {
+    /// None: only the class grids.
+    Off,
+    /// The channel of `layer` (default: the model's default CAM layer) with the strongest summed
+    /// activation on the unoccluded image, per image.
+    Strongest { layer: Option<String> },
+    /// This channel.
+    Channel(FeatureTap),
+}
+
+impl Default for FeatureChoice {
+    fn default() -> Self {
+        FeatureChoice::Strongest { layer: None }
+    }
+}
+
+/// The channel of `layer` whose activation, summed over positions, is largest on `image`
+/// (`[1, C, H, W]`; ties: the lowest channel), as a [`FeatureTap`], and that sum.
+pub fn strongest_channel(
+    model: &dyn LayeredClassifier,
+    image: Tensor<4>,
+    layer: &str,
+) -> Result<(FeatureTap, f32)> {
+    let cap = model.capture(image, &[layer], false)?;
+    let a = &cap.activations[layer];
+    let [_, k, h, w] = a.dims();
+    if k == 0 {
+        return Err(ExplainError::Invalid {
+            method: NAME,
+            reason: format!("layer '{layer}' has no channels"),
+        });
+    }
+    let v = to_vec(a.clone());
+    // Sums in f64: a 1280x7x7 map's sums would otherwise depend on the summation order.
+    let sums: Vec<f64> = (0..k)
+        .map(|c| v[c * h * w..(c + 1) * h * w].iter().map(|&x| x as f64).sum())
+        .collect();
+    let best = (0..k).fold(0, |b, c| if sums[c] > sums[b] { c } else { b });
+    Ok((
+        FeatureTap {
+            layer: layer.to_string(),
+            channel: best,
+        },
+        sums[best] as f32,
+    ))
+}
+
 /// Occlusion sensitivity with its options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Occlusion {
@@ -87,7 +147,7 @@ pub struct Occlusion {
     pub inference: Inference,
     /// Occluded images per forward pass.
     pub batch_size: usize,
-    pub feature: Option<FeatureTap>,
+    pub feature: FeatureChoice,
     pub progress: Progress,
 }
 
@@ -100,7 +160,7 @@ impl Default for Occlusion {
             fill: Fill::Constant(0.0),
             inference: Inference::Incremental,
             batch_size: 16,
-            feature: None,
+            feature: FeatureChoice::default(),
             progress: Progress::default(),
         }
     }
@@ -121,6 +181,8 @@ pub struct Sensitivity {
     pub probability: Vec<f32>,
     /// The most probable class per position.
     pub top_class: Vec<usize>,
+    /// The tapped feature map, if any.
+    pub tap: Option<FeatureTap>,
     /// The tapped feature map's summed activity, unoccluded and per position.
     pub feature: Option<(f32, Vec<f32>)>,
     /// Forward passes (images), the unoccluded one included.
@@ -241,6 +303,22 @@ impl Occlusion {
         (s, p[class], top)
     }
 
+    /// The feature map tracked on `image` (`[1, C, H, W]`): see [`FeatureChoice`].
+    pub fn feature_tap(
+        &self,
+        model: &dyn LayeredClassifier,
+        image: &Tensor<4>,
+    ) -> Result<Option<FeatureTap>> {
+        Ok(match &self.feature {
+            FeatureChoice::Off => None,
+            FeatureChoice::Channel(tap) => Some(tap.clone()),
+            FeatureChoice::Strongest { layer } => match layer.clone().or_else(|| model.default_cam_layer()) {
+                Some(layer) => Some(strongest_channel(model, image.clone(), &layer)?.0),
+                None => None,
+            },
+        })
+    }
+
     /// Occlusion sensitivity of one image (`[1, C, H, W]`) for `class`.
     pub fn sensitivity(
         &self,
@@ -279,7 +357,9 @@ impl Occlusion {
                 }
             }
         };
-        let taps: Vec<&str> = self.feature.iter().map(|f| f.layer.as_str()).collect();
+        let tap = self.feature_tap(model, &image)?;
+        let picked = matches!(self.feature, FeatureChoice::Strongest { .. }) && tap.is_some();
+        let taps: Vec<&str> = tap.iter().map(|f| f.layer.as_str()).collect();
         let device = image.device();
         let check_channel = |channel: usize, k: usize| -> Result<()> {
             if channel >= k {
@@ -306,7 +386,7 @@ impl Occlusion {
         };
         let (base_logits, base_feature) = match &incremental {
             Some(inc) => {
-                let feature = match &self.feature {
+                let feature = match &tap {
                     Some(f) => {
                         let sums = &inc.base_tap_sums()[0];
                         check_channel(f.channel, sums.len())?;
@@ -318,7 +398,7 @@ impl Occlusion {
             }
             None => {
                 let capture = model.capture(image, &taps, false)?;
-                let feature = match &self.feature {
+                let feature = match &tap {
                     Some(f) => Some(channel_sum(&capture.activations[&f.layer], f.channel)?[0]),
                     None => None,
                 };
@@ -345,7 +425,8 @@ impl Occlusion {
             probability: Vec::with_capacity(origins.len()),
             top_class: Vec::with_capacity(origins.len()),
             feature: base_feature.map(|b| (b, Vec::with_capacity(origins.len()))),
-            forward_passes: 1 + origins.len(),
+            tap: tap.clone(),
+            forward_passes: 1 + origins.len() + usize::from(picked),
             macs: 0,
             full_macs: 0,
         };
@@ -362,7 +443,7 @@ impl Occlusion {
                     })?;
                     out.macs += r.macs;
                     out.full_macs += inc.full_macs() * n as u64;
-                    let features = self.feature.as_ref().map(|f| {
+                    let features = tap.as_ref().map(|f| {
                         let k = r.tap_sums[0].len() / n;
                         (0..n)
                             .map(|b| r.tap_sums[0].get(b * k + f.channel).copied().unwrap_or(0.0))
@@ -388,7 +469,7 @@ impl Occlusion {
                     let images = Tensor::from_data(TensorData::new(images, [n, c, h, w]), &device);
                     let cap = model.capture(images, &taps, false)?;
                     out.macs += full_per_image * n as u64;
-                    let features = match &self.feature {
+                    let features = match &tap {
                         Some(f) => Some(channel_sum(&cap.activations[&f.layer], f.channel)?),
                         None => None,
                     };
@@ -431,8 +512,9 @@ impl Explainer for Occlusion {
         };
         let total = n * per_image;
         let mut finished = 0;
-        let (mut maps, mut raw, mut forward) = (Vec::new(), Vec::new(), 0);
+        let (mut maps, mut raw, mut forward, mut backward) = (Vec::new(), Vec::new(), 0, 0);
         let (mut probability, mut top, mut feature) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut projection, mut captions) = (Vec::new(), Vec::new());
         for (i, &class) in request.classes.iter().enumerate() {
             let image = request.images.clone().narrow(0, i, 1);
             let mut done = |k: usize| {
@@ -450,26 +532,43 @@ impl Explainer for Occlusion {
             };
             probability.push(grid(s.probability.clone()));
             top.push(grid(s.top_class.iter().map(|&c| c as f32).collect()));
-            if let Some((_, f)) = &s.feature {
+            if let (Some((_, f)), Some(tap)) = (&s.feature, &s.tap) {
                 feature.push(grid(f.clone()));
+                captions.push(format!("{}:{}", tap.layer, tap.channel));
+                // The feature map's strongest activation on the unoccluded image, projected.
+                let deconv = DeconvnetFeature {
+                    layer: tap.layer.clone(),
+                    channel: tap.channel,
+                };
+                let one = Request {
+                    images: request.images.clone().narrow(0, i, 1),
+                    classes: vec![class],
+                    ..request.clone()
+                };
+                let e = deconv.explain(model, &one)?;
+                projection.extend(e.maps);
+                forward += e.passes.forward;
+                backward += e.passes.backward;
             }
             forward += s.forward_passes;
         }
         Ok(Explanation {
             maps,
             raw: Some(raw),
-            passes: Passes { forward, backward: 0 },
+            passes: Passes { forward, backward },
             extra: [
-                ("probability", probability, false),
-                ("top-class", top, true),
-                ("feature", feature, false),
+                ("probability", probability, ExtraKind::Magnitude, Vec::new()),
+                ("top-class", top, ExtraKind::Classes, Vec::new()),
+                ("feature", feature, ExtraKind::Magnitude, captions.clone()),
+                ("projection", projection, ExtraKind::Attribution, captions),
             ]
             .into_iter()
-            .filter(|(_, maps, _)| !maps.is_empty())
-            .map(|(name, maps, categorical)| Extra {
+            .filter(|(_, maps, ..)| !maps.is_empty())
+            .map(|(name, maps, kind, captions)| Extra {
                 name,
                 maps,
-                categorical,
+                kind,
+                captions,
             })
             .collect(),
         })
