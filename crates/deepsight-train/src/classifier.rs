@@ -9,7 +9,8 @@
 
 use crate::engine::Task;
 use crate::error::{Result, TrainError};
-use burn::module::{Module, Param, ParamId, RunningState};
+use crate::weight_file::{self, Encoded, bad_weights, id_of, param};
+use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
@@ -19,7 +20,7 @@ use deepsight_models::preprocess::Preprocess;
 use deepsight_models::{Weights, uniform_stream};
 use deepsight_runtime::{Classifier, Device, GraphModel, Tensor, TensorData, to_vec};
 use safetensors::Dtype;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// PyTorch's `BatchNorm2d` momentum: the running statistics move 10% towards each batch's.
@@ -40,32 +41,9 @@ pub struct MosaicCnn {
     pub fc: Linear,
 }
 
-/// A parameter id fixed by the tensor's name (FNV-1a), so that an optimiser state saved in a
-/// checkpoint maps back onto the parameters of a module rebuilt from that checkpoint (burn keys
-/// the state by id, and fresh modules get random ids).
-fn id_of(name: &str) -> ParamId {
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    ParamId::from(h)
-}
-
-fn param<const D: usize>(name: &str, t: Tensor<D>) -> Param<Tensor<D>> {
-    let mut p = Param::from_tensor(t);
-    p.id = id_of(name);
-    p
-}
-
 /// The values of a tensor, row-major, whether or not it is on the autodiff device.
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     to_vec(t.inner())
-}
-
-fn bad_weights(source: &str, reason: impl Into<String>) -> TrainError {
-    TrainError::Data {
-        path: PathBuf::from(source),
-        reason: reason.into(),
-    }
 }
 
 impl MosaicCnn {
@@ -300,40 +278,24 @@ impl Task for ClassifierTask {
 
     fn encode(&self, module: &MosaicCnn, extra: &[(&str, &[u8])], meta: &[(&str, String)]) -> Vec<u8> {
         let w = module.to_weights();
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = w
+        let bytes: Vec<Encoded> = w
             .tensors
             .into_iter()
             .map(|(k, t)| (k, t.shape, t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
             .collect();
-        let mut views: Vec<(String, safetensors::tensor::TensorView)> = bytes
-            .iter()
-            .map(|(k, shape, b)| {
-                let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), b)
-                    .expect("sizes match by construction");
-                (k.clone(), view)
-            })
-            .collect();
-        for (name, b) in extra {
-            views.push((
-                name.to_string(),
-                safetensors::tensor::TensorView::new(Dtype::U8, vec![b.len()], b).expect("a byte vector"),
-            ));
-        }
-        let mut metadata: HashMap<String, String> = HashMap::new();
-        metadata.insert("format".into(), "deepsight.mosaic-cnn".into());
-        metadata.insert("arch".into(), deepsight_models::Arch::MosaicCnn.name().into());
-        for (k, v) in &self.info {
-            metadata.insert(format!("info.{k}"), v.clone());
-        }
-        for (k, v) in meta {
-            metadata.insert(k.to_string(), v.clone());
-        }
-        safetensors::serialize(views, Some(metadata)).expect("in-memory serialisation cannot fail")
+        weight_file::encode(
+            Dtype::F32,
+            &bytes,
+            extra,
+            "deepsight.mosaic-cnn",
+            deepsight_models::Arch::MosaicCnn,
+            &self.info,
+            meta,
+        )
     }
 
     fn decode(&self, bytes: &[u8], source: &str, device: &Device) -> Result<MosaicCnn> {
-        let w = Weights::from_safetensors_bytes(bytes).map_err(|e| bad_weights(source, e.to_string()))?;
-        let m = MosaicCnn::from_weights(&w, device).map_err(|e| bad_weights(source, e.to_string()))?;
+        let m = weight_file::decode(bytes, source, |w| MosaicCnn::from_weights(w, device))?;
         if m.classes() != self.classes {
             return Err(bad_weights(
                 source,

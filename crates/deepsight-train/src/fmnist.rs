@@ -38,7 +38,8 @@ use crate::log::Log;
 use crate::mosaic::Items;
 use crate::optim::{OptimConfig, OptimizerKind, Schedule};
 use crate::rng::{mix, shuffle};
-use burn::module::{Module, Param, ParamId};
+use crate::weight_file::{self, Encoded, bad_weights, param};
+use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Linear, PaddingConfig2d};
@@ -49,7 +50,7 @@ use deepsight_models::{Weights, uniform_stream};
 use deepsight_runtime::{Device, Tensor, TensorData, to_vec};
 use safetensors::Dtype;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -188,28 +189,6 @@ pub struct RunSummary {
     pub history: Vec<(f32, f32, f64)>,
     pub snapshots: Vec<SnapshotFact>,
     pub seconds: f64,
-}
-
-/// A parameter id fixed by the tensor's name (FNV-1a), so that a resumed run's optimiser state
-/// maps back onto the parameters (burn keys it by id).
-fn id_of(name: &str) -> ParamId {
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    ParamId::from(h)
-}
-
-fn param<const D: usize>(name: &str, t: Tensor<D>) -> Param<Tensor<D>> {
-    let mut p = Param::from_tensor(t);
-    p.id = id_of(name);
-    p
-}
-
-fn bad_weights(source: &str, reason: impl Into<String>) -> TrainError {
-    TrainError::Data {
-        path: PathBuf::from(source),
-        reason: reason.into(),
-    }
 }
 
 /// The network as a trainable module (see [`deepsight_models::fmnist_cnn`]).
@@ -409,9 +388,6 @@ pub fn cross_entropy(logits: Tensor<2>, labels: &[usize], device: &Device) -> Re
     Ok((log_softmax(logits, 1) * y).sum().neg().div_scalar(b as f32))
 }
 
-/// One tensor's name, shape and little-endian bytes.
-type Encoded = (String, Vec<usize>, Vec<u8>);
-
 /// Training one of the Fashion-MNIST CNNs.
 pub struct FmnistTask {
     pub first: FirstLayer,
@@ -466,39 +442,23 @@ impl Task for FmnistTask {
             });
             (Dtype::F32, b.collect())
         };
-        let mut views: Vec<(String, safetensors::tensor::TensorView)> = bytes
-            .iter()
-            .map(|(k, shape, b)| {
-                let view = safetensors::tensor::TensorView::new(dtype, shape.clone(), b)
-                    .expect("sizes match by construction");
-                (k.clone(), view)
-            })
-            .collect();
-        for (name, b) in extra {
-            views.push((
-                name.to_string(),
-                safetensors::tensor::TensorView::new(Dtype::U8, vec![b.len()], b).expect("a byte vector"),
-            ));
-        }
         let arch = match self.first {
             FirstLayer::Zf => deepsight_models::Arch::FmnistZf,
             FirstLayer::Alex => deepsight_models::Arch::FmnistAlex,
         };
-        let mut metadata: HashMap<String, String> = HashMap::new();
-        metadata.insert("format".into(), "deepsight.fmnist-cnn".into());
-        metadata.insert("arch".into(), arch.name().into());
-        for (k, v) in &self.info {
-            metadata.insert(format!("info.{k}"), v.clone());
-        }
-        for (k, v) in meta {
-            metadata.insert(k.to_string(), v.clone());
-        }
-        safetensors::serialize(views, Some(metadata)).expect("in-memory serialisation cannot fail")
+        weight_file::encode(
+            dtype,
+            &bytes,
+            extra,
+            "deepsight.fmnist-cnn",
+            arch,
+            &self.info,
+            meta,
+        )
     }
 
     fn decode(&self, bytes: &[u8], source: &str, device: &Device) -> Result<FmnistCnn> {
-        let w = Weights::from_safetensors_bytes(bytes).map_err(|e| bad_weights(source, e.to_string()))?;
-        let m = FmnistCnn::from_weights(&w, device).map_err(|e| bad_weights(source, e.to_string()))?;
+        let m = weight_file::decode(bytes, source, |w| FmnistCnn::from_weights(w, device))?;
         if m.first_layer() != self.first {
             return Err(bad_weights(
                 source,

@@ -23,6 +23,7 @@ pub mod log;
 pub mod mosaic;
 pub mod optim;
 pub mod rng;
+mod weight_file;
 
 pub use augment::Augmentation;
 pub use data::{Item, Labels};

@@ -33,7 +33,7 @@
 //!   its own same-size baseline.
 
 use crate::error::{Result, VisualizeError, invalid};
-use crate::flat_features::{check_layers, forward_flat, rgb_input};
+use crate::flat_features::{checked_input, chosen_layers, forward_flat};
 use deepsight_models::preprocess::Resize;
 use deepsight_models::{Preprocess, RgbImage};
 use deepsight_render::{Canvas, Panel, montage};
@@ -369,16 +369,7 @@ pub fn correspondence(
     images: &[PartsImage],
     options: &Correspondence,
 ) -> Result<CorrespondenceReport> {
-    let size = rgb_input(model)?;
-    if pipeline.size() != size {
-        return Err(invalid(
-            "preprocessing",
-            format!(
-                "the pipeline makes {:?} images, the model takes {size:?}",
-                pipeline.size()
-            ),
-        ));
-    }
+    let size = checked_input(model, pipeline)?;
     if images.len() < 2 {
         return Err(invalid(
             "parts file",
@@ -393,12 +384,7 @@ pub fn correspondence(
     if parts.is_empty() {
         return Err(invalid("parts", "the first image has no parts"));
     }
-    let layers = if options.layers.is_empty() {
-        default_layers(model)?
-    } else {
-        options.layers.clone()
-    };
-    check_layers(model, &layers)?;
+    let layers = chosen_layers(model, &options.layers, default_layers)?;
     let mut input_boxes = Vec::with_capacity(images.len());
     for img in images {
         let mut boxes = BTreeMap::new();

@@ -2,6 +2,7 @@
 //! the analyses that compare whole feature vectors (invariance, correspondence).
 
 use crate::error::{Result, invalid};
+use deepsight_models::Preprocess;
 use deepsight_runtime::{LayeredClassifier, RuntimeError, Tensor, TensorData, to_vec};
 
 /// Refuses layer names the model does not have, with the runtime's own message and hint.
@@ -39,6 +40,36 @@ pub(crate) fn rgb_input(model: &dyn LayeredClassifier) -> Result<[usize; 2]> {
         )),
         None => Err(invalid("model", "it has no layers")),
     }
+}
+
+/// The model's RGB input size, refusing a `pipeline` that makes images of another size.
+pub(crate) fn checked_input(model: &dyn LayeredClassifier, pipeline: &Preprocess) -> Result<[usize; 2]> {
+    let size = rgb_input(model)?;
+    if pipeline.size() != size {
+        return Err(invalid(
+            "preprocessing",
+            format!(
+                "the pipeline makes {:?} images, the model takes {size:?}",
+                pipeline.size()
+            ),
+        ));
+    }
+    Ok(size)
+}
+
+/// `layers`, or `default`'s where none are named, refusing names the model does not have.
+pub(crate) fn chosen_layers(
+    model: &dyn LayeredClassifier,
+    layers: &[String],
+    default: fn(&dyn LayeredClassifier) -> Result<Vec<String>>,
+) -> Result<Vec<String>> {
+    let layers = if layers.is_empty() {
+        default(model)?
+    } else {
+        layers.to_vec()
+    };
+    check_layers(model, &layers)?;
+    Ok(layers)
 }
 
 /// One image's outputs: softmax probabilities and each requested layer flattened (C*H*W, in the

@@ -37,7 +37,7 @@
 //!   zoom-in does not bring back resolution the resize threw away.
 
 use crate::error::{Result, invalid};
-use crate::flat_features::{check_layers, forward_flat, rgb_input};
+use crate::flat_features::{checked_input, chosen_layers, forward_flat};
 use deepsight_models::{Preprocess, RgbImage};
 use deepsight_render::{Canvas, Panel, XySeries, montage, xy_plot};
 use deepsight_runtime::LayeredClassifier;
@@ -300,16 +300,7 @@ pub fn invariance(
     images: &[SweepImage],
     options: &Invariance,
 ) -> Result<InvarianceReport> {
-    let size = rgb_input(model)?;
-    if pipeline.size() != size {
-        return Err(invalid(
-            "preprocessing",
-            format!(
-                "the pipeline makes {:?} images, the model takes {size:?}",
-                pipeline.size()
-            ),
-        ));
-    }
+    let size = checked_input(model, pipeline)?;
     if images.is_empty() {
         return Err(invalid("images", "no image to sweep"));
     }
@@ -322,12 +313,7 @@ pub fn invariance(
     for &a in &amounts {
         transform.check(a)?;
     }
-    let layers = if options.layers.is_empty() {
-        default_layers(model)?
-    } else {
-        options.layers.clone()
-    };
-    check_layers(model, &layers)?;
+    let layers = chosen_layers(model, &options.layers, default_layers)?;
     let classes = model.num_classes();
     let fill = pipeline.mean;
     let mut curves = Vec::with_capacity(images.len());

@@ -57,21 +57,6 @@ pub struct Args {
     out: PathBuf,
 }
 
-fn file_stem(layer: &str) -> String {
-    layer
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect::<String>()
-        .trim_matches(['.', '_'])
-        .to_string()
-}
-
 pub fn run(a: Args) -> Result<()> {
     let loaded = a.model.load()?;
     let graph = loaded.model.graph();
@@ -91,7 +76,7 @@ pub fn run(a: Args) -> Result<()> {
             columns: a.columns,
         },
     )?;
-    let stem = file_stem(&layer);
+    let stem = super::layer_file_stem(&layer);
     let png = a.out.join(format!("filters.{stem}.png"));
     write_atomic(&png, &canvas.png())?;
     let rms = filters::filter_rms(&weights, dims);
@@ -140,9 +125,10 @@ pub fn run(a: Args) -> Result<()> {
         let image_stem = image
             .file_stem()
             .map_or("image".into(), |s| s.to_string_lossy().to_string());
-        let png = a
-            .out
-            .join(format!("maps.{image_stem}.{}.png", file_stem(&maps_layer)));
+        let png = a.out.join(format!(
+            "maps.{image_stem}.{}.png",
+            super::layer_file_stem(&maps_layer)
+        ));
         write_atomic(&png, &canvas.png())?;
         let peaks = maps.peaks();
         let silent = peaks.iter().filter(|p| **p <= 0.0).count();

@@ -57,3 +57,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         What::Correspondence(a) => correspondence::run(a),
     }
 }
+
+/// A layer name made safe for a file name.
+pub(crate) fn layer_file_stem(layer: &str) -> String {
+    layer
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_matches(['.', '_'])
+        .to_string()
+}

@@ -64,21 +64,6 @@ pub struct Args {
     out: PathBuf,
 }
 
-fn file_stem(layer: &str) -> String {
-    layer
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect::<String>()
-        .trim_matches(['.', '_'])
-        .to_string()
-}
-
 pub fn run(a: Args) -> Result<()> {
     let loaded = a.model.load()?;
     let paths = top9::list_images(&a.data, a.limit)?;
@@ -136,7 +121,9 @@ pub fn run(a: Args) -> Result<()> {
     };
     let mut layers_json = Vec::new();
     for layer in &result.layers {
-        let png = a.out.join(format!("top9.{}.png", file_stem(&layer.layer)));
+        let png = a
+            .out
+            .join(format!("top9.{}.png", super::layer_file_stem(&layer.layer)));
         let canvas = top9::grid(layer, result.input_size, result.images, style);
         write_atomic(&png, &canvas.png())?;
         eprintln!("wrote {}", png.display());
