@@ -182,21 +182,6 @@ fn overlay_of(base: &Canvas, map: &Map, signed: bool, cmap: Colormap, alpha: f32
     }
 }
 
-/// The model's view of image `i` of `x`, back in 0..255 RGB.
-fn base_canvas(x: &[f32], [h, w]: [usize; 2], mean: [f32; 3], std: [f32; 3]) -> Canvas {
-    let plane = h * w;
-    let pixels = (0..plane)
-        .flat_map(|p| {
-            (0..3).map(move |c| (x[c * plane + p] * std[c] + mean[c]).round().clamp(0.0, 255.0) as u8)
-        })
-        .collect();
-    Canvas {
-        width: w,
-        height: h,
-        pixels,
-    }
-}
-
 fn stem(path: &Path) -> String {
     path.file_stem()
         .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned())
@@ -437,12 +422,15 @@ pub fn run(a: Args) -> Result<()> {
                     .cloned()
                     .unwrap_or_else(|| format!("class {c}"))
             };
-            let base = base_canvas(
-                &x_all[i * 3 * h * w..(i + 1) * 3 * h * w],
-                [h, w],
-                loaded.pipeline.mean,
-                loaded.pipeline.std,
-            );
+            // The model's view of the image, back in 0..255 RGB.
+            let view = loaded
+                .pipeline
+                .denormalise(&x_all[i * 3 * h * w..(i + 1) * 3 * h * w], [h, w]);
+            let base = Canvas {
+                width: view.width,
+                height: view.height,
+                pixels: view.pixels,
+            };
             let mut panels = vec![Panel {
                 canvas: base.clone(),
                 title: vec![

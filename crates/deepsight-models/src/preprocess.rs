@@ -220,6 +220,26 @@ impl Preprocess {
         out
     }
 
+    /// The inverse of [`Preprocess::normalise`]: `[3, height, width]` model-input values back to
+    /// an RGB8 image (rounded and clipped to 0..=255, as a PNG of the model's view stores it).
+    pub fn denormalise(&self, x: &[f32], [height, width]: [usize; 2]) -> RgbImage {
+        let plane = height * width;
+        let pixels = (0..plane)
+            .flat_map(|p| {
+                (0..3).map(move |c| {
+                    (x[c * plane + p] * self.std[c] + self.mean[c])
+                        .round()
+                        .clamp(0.0, 255.0) as u8
+                })
+            })
+            .collect();
+        RgbImage {
+            width,
+            height,
+            pixels,
+        }
+    }
+
     /// Reads, resizes and normalises image files into one batch `[N, 3, H, W]`.
     pub fn load_batch(&self, paths: &[&Path], device: &Device) -> Result<Tensor<4>> {
         let [h, w] = self.size();

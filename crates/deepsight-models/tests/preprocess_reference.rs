@@ -32,3 +32,20 @@ fn lite0_preprocessing_is_bit_identical_to_pil() {
     );
     assert_eq!(worst, 0, "{:.3}% exact", exact * 100.0);
 }
+
+#[test]
+fn denormalise_inverts_normalise_for_every_preset() {
+    let img = deepsight_models::RgbImage {
+        width: 4,
+        height: 2,
+        pixels: (0..24).map(|i| (i * 11 % 256) as u8).collect(),
+    };
+    for (preset, _) in Preset::ALL {
+        let p = preset.pipeline_for([2, 4]);
+        assert_eq!(p.denormalise(&p.normalise(&img), [2, 4]), img, "{preset:?}");
+    }
+    // Values outside the pixel range clip.
+    let p = Preset::EfficientNetLite.pipeline();
+    let out = p.denormalise(&[10.0, -10.0, 0.0], [1, 1]);
+    assert_eq!(out.pixels, [255, 0, 127]);
+}

@@ -433,21 +433,9 @@ impl Run<'_> {
     fn to_rgb(&self, x: Tensor<4>) -> Vec<RgbImage> {
         let [n, _, h, w] = x.dims();
         let v = to_vec(x);
-        (0..n)
-            .map(|i| {
-                let mut pixels = vec![0u8; h * w * 3];
-                for c in 0..3 {
-                    for p in 0..h * w {
-                        let val = v[(i * 3 + c) * h * w + p] * self.pre.std[c] + self.pre.mean[c];
-                        pixels[p * 3 + c] = val.round().clamp(0.0, 255.0) as u8;
-                    }
-                }
-                RgbImage {
-                    width: w,
-                    height: h,
-                    pixels,
-                }
-            })
+        v.chunks(3 * h * w)
+            .take(n)
+            .map(|img| self.pre.denormalise(img, [h, w]))
             .collect()
     }
 
