@@ -146,8 +146,29 @@ fn decode_jpeg(bytes: &[u8]) -> Option<RgbImage> {
     .flatten()
 }
 
-/// Decodes image bytes into RGB8.
+/// The most pixels an image may have; a larger one is refused from its header, before any pixel
+/// is decoded (a decompression bomb: a few kilobytes of PNG that claim 100000x100000).
+pub const MAX_PIXELS: u64 = 128 * 1024 * 1024;
+
+/// Refuses a `width x height` image over [`MAX_PIXELS`].
+fn check_pixels(width: u64, height: u64) -> std::result::Result<(), String> {
+    let n = width * height;
+    if n > MAX_PIXELS {
+        return Err(format!(
+            "the image is {width}x{height} = {n} pixels, more than the limit of {MAX_PIXELS} (128 Mpx)"
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes image bytes into RGB8, refusing images over [`MAX_PIXELS`] by their header.
 pub fn decode_rgb(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    if let Ok((w, h)) = reader.into_dimensions() {
+        check_pixels(w as u64, h as u64)?;
+    }
     if bytes.starts_with(&[0xff, 0xd8])
         && let Some(img) = decode_jpeg(bytes)
     {

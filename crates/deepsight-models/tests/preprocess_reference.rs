@@ -49,3 +49,42 @@ fn denormalise_inverts_normalise_for_every_preset() {
     let out = p.denormalise(&[10.0, -10.0, 0.0], [1, 1]);
     assert_eq!(out.pixels, [255, 0, 127]);
 }
+
+/// CRC-32 (PNG's), for patching a chunk.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = 0xffff_ffffu32;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_by_its_header() {
+    // A real 2x2 PNG whose IHDR is rewritten to claim 100000x100000 pixels.
+    let mut png = Vec::new();
+    image::RgbImage::new(2, 2)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    assert_eq!(&png[12..16], b"IHDR");
+    png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let err = deepsight_models::preprocess::decode_rgb(&png).unwrap_err();
+    assert!(err.contains("100000x100000") && err.contains("limit"), "{err}");
+    // A normal image still decodes.
+    let mut ok = Vec::new();
+    image::RgbImage::new(3, 2)
+        .write_to(&mut std::io::Cursor::new(&mut ok), image::ImageFormat::Png)
+        .unwrap();
+    let img = deepsight_models::preprocess::decode_rgb(&ok).unwrap();
+    assert_eq!((img.width, img.height), (3, 2));
+}
