@@ -3,6 +3,7 @@
 //! file are part of the test.
 
 use crate::error::Result;
+use crate::flat_features::softmax;
 use burn::tensor::{Tensor, TensorData};
 use deepsight_models::{Preprocess, RgbImage};
 use deepsight_runtime::{Classifier, to_vec};
@@ -37,15 +38,13 @@ pub fn judge(
         .chunks(k)
         .zip(targets)
         .map(|(row, target)| {
-            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let e: Vec<f32> = row.iter().map(|v| (v - m).exp()).collect();
-            let z: f32 = e.iter().sum();
+            let p = softmax(row);
             let top1 = (0..k).fold(0, |b, i| if row[i] > row[b] { i } else { b });
             let target = target.filter(|&t| t < k);
             Verdict {
                 top1,
-                top1_probability: e[top1] / z,
-                target_probability: target.map(|t| e[t] / z),
+                top1_probability: p[top1],
+                target_probability: target.map(|t| p[t]),
                 target_rank: target.map(|t| 1 + row.iter().filter(|&&v| v > row[t]).count()),
             }
         })
