@@ -125,7 +125,7 @@ pub fn run(mut a: Args) -> Result<()> {
     let results: Vec<_> = inputs
         .iter()
         .zip(&logits)
-        .map(|(l, row)| (l, top_k(row, top)))
+        .map(|(l, row)| (l, deepsight_pipeline::top_k(row, top)))
         .collect();
     if let Some(labels) = labels {
         let hit = |k: usize| {
@@ -180,16 +180,4 @@ fn rows(logits: Tensor<2>) -> Vec<Vec<f32>> {
     let [n, k] = logits.dims();
     let v = deepsight_runtime::to_vec(logits);
     (0..n).map(|i| v[i * k..(i + 1) * k].to_vec()).collect()
-}
-
-/// The `k` best classes: (index, softmax probability, logit), best first.
-pub(crate) fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32, f32)> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let z: f32 = logits.iter().map(|v| (v - max).exp()).sum();
-    let mut idx: Vec<usize> = (0..logits.len()).collect();
-    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    idx.into_iter()
-        .take(k)
-        .map(|i| (i, (logits[i] - max).exp() / z, logits[i]))
-        .collect()
 }

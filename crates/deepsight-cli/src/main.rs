@@ -7,13 +7,13 @@ mod classify;
 mod convert;
 mod evaluate;
 mod explain;
-mod extras;
 mod layers;
 mod lcam_args;
 mod methods;
 mod model_arg;
 mod mosaic;
 mod perturbation_args;
+mod serve;
 mod train;
 mod train_classifier;
 mod train_explainer;
@@ -62,6 +62,8 @@ enum Command {
     /// Visualise the model itself: class models, top-9 per feature map, feature evolution,
     /// invariance, correspondence, filters, layer probes.
     Visualize(visualize::Args),
+    /// The local web app: drop an image, compare methods side by side, view evaluate reports.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
         Command::Train(a) => train::run(a),
         Command::Mosaic(a) => mosaic::run(a),
         Command::Visualize(a) => visualize::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

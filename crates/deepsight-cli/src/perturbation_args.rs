@@ -2,11 +2,7 @@
 //! runs.
 
 use deepsight_explain::Progress;
-use deepsight_explain::perturbation::occlusion::{
-    FeatureChoice, Fill, Inference, Occlusion, OcclusionProfile,
-};
-use deepsight_explain::perturbation::rise::Rise;
-use deepsight_models::Preprocess;
+use deepsight_pipeline::settings::{OcclusionConvention, OcclusionFill, Settings};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::sync::{Arc, Mutex};
 
@@ -63,41 +59,26 @@ pub struct PerturbationArgs {
 }
 
 impl PerturbationArgs {
-    /// RISE as the flags say (seed, batch size and progress come from the common options).
-    pub fn rise(&self) -> Rise {
-        Rise {
-            masks: self.rise_masks,
-            cell: self.rise_cell,
-            p: self.rise_p,
-            ..Default::default()
-        }
-    }
-
-    /// Occlusion as the flags say; `feature` is what `--feature LAYER:CHANNEL` or
-    /// `--feature-layer LAYER` ask for.
-    pub fn occlusion(&self, pipeline: &Preprocess, feature: FeatureChoice) -> Occlusion {
-        let black = [0, 1, 2].map(|c| -pipeline.mean[c] / pipeline.std[c]);
-        Occlusion {
-            profile: match self.occlusion_profile {
-                ProfileArg::ZeilerFergus => OcclusionProfile::ZeilerFergus,
-                ProfileArg::Captum => OcclusionProfile::Captum,
+    /// The flags into the pipeline's settings.
+    pub fn apply(&self, s: Settings) -> Settings {
+        Settings {
+            occlusion_window: self.occlusion_window,
+            occlusion_stride: self.occlusion_stride,
+            occlusion_fill: match self.occlusion_fill {
+                FillArg::Mean => OcclusionFill::Mean,
+                FillArg::Black => OcclusionFill::Black,
+                FillArg::Blur => OcclusionFill::Blur,
             },
-            window: [self.occlusion_window; 2],
-            stride: [self.occlusion_stride; 2],
-            fill: match self.occlusion_fill {
-                FillArg::Mean => Fill::Constant(0.0),
-                FillArg::Black => Fill::Colour(black),
-                FillArg::Blur => Fill::Blur {
-                    sigma: self.occlusion_blur_sigma,
-                },
+            occlusion_blur_sigma: self.occlusion_blur_sigma,
+            occlusion_profile: match self.occlusion_profile {
+                ProfileArg::ZeilerFergus => OcclusionConvention::ZeilerFergus,
+                ProfileArg::Captum => OcclusionConvention::Captum,
             },
-            inference: if self.full_inference {
-                Inference::Full
-            } else {
-                Inference::Incremental
-            },
-            feature,
-            ..Default::default()
+            full_inference: self.full_inference,
+            rise_masks: self.rise_masks,
+            rise_cell: self.rise_cell,
+            rise_p: self.rise_p,
+            ..s
         }
     }
 }

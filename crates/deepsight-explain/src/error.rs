@@ -10,6 +10,9 @@ pub enum ExplainError {
     /// An option outside its domain, or a request the method cannot serve.
     #[error("{method}: {reason}")]
     Invalid { method: &'static str, reason: String },
+    /// The front end cancelled the work (see [`Progress`](crate::Progress)).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub type Result<T, E = ExplainError> = std::result::Result<T, E>;

@@ -1,30 +1,60 @@
-//! Progress of long runs (occlusion, RISE, Score-CAM): methods report units of work done; the CLI
-//! draws a bar with an ETA from them. A method without a hook reports to nobody.
+//! Progress of long runs (occlusion, RISE, Score-CAM, Ablation-CAM): methods report units of work
+//! done; the CLI draws a bar with an ETA from them, the web app a progress bar. A front end may also
+//! cancel: the next report then fails with [`ExplainError::Cancelled`], so a long method stops
+//! between two batches instead of running to its end. A method without a hook reports to nobody.
 
+use crate::{ExplainError, Result};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A hook called with `(done, total)` units of one method's work on one request.
+type Hook = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
+/// A hook called with `(done, total)` units of one method's work on one request, and a flag that
+/// cancels the work.
 #[derive(Clone, Default)]
-pub struct Progress(Option<Arc<dyn Fn(usize, usize) + Send + Sync>>);
+pub struct Progress {
+    hook: Option<Hook>,
+    cancel: Option<Arc<AtomicBool>>,
+}
 
 impl Progress {
     /// Reports to `f`.
     pub fn new(f: impl Fn(usize, usize) + Send + Sync + 'static) -> Progress {
-        Progress(Some(Arc::new(f)))
+        Progress {
+            hook: Some(Arc::new(f)),
+            cancel: None,
+        }
     }
 
-    /// Reports `done` of `total`.
-    pub fn report(&self, done: usize, total: usize) {
-        if let Some(f) = &self.0 {
+    /// The same hook, and the work stops at its next report once `flag` is set.
+    pub fn cancelled_by(self, flag: Arc<AtomicBool>) -> Progress {
+        Progress {
+            cancel: Some(flag),
+            ..self
+        }
+    }
+
+    /// Whether the work was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// Reports `done` of `total`; fails once the work is cancelled.
+    pub fn report(&self, done: usize, total: usize) -> Result<()> {
+        if self.is_cancelled() {
+            return Err(ExplainError::Cancelled);
+        }
+        if let Some(f) = &self.hook {
             f(done, total);
         }
+        Ok(())
     }
 }
 
 impl fmt::Debug for Progress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() {
+        f.write_str(if self.hook.is_some() {
             "Progress(hook)"
         } else {
             "Progress(none)"

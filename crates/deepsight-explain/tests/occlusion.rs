@@ -77,7 +77,7 @@ fn incremental_occlusion_equals_full_reinference_on_lite0() {
             }),
             ..Default::default()
         };
-        occ.sensitivity(&model.model, image.clone(), classes[2], Score::Logit, &mut |_| {})
+        occ.sensitivity(&model.model, image.clone(), classes[2], Score::Logit, &mut |_| Ok(()))
             .unwrap()
     };
     let (inc, full) = (run(Inference::Incremental), run(Inference::Full));
@@ -130,7 +130,7 @@ fn zeiler_fergus_outputs_are_consistent() {
         ..Default::default()
     };
     let s = occ
-        .sensitivity(&model.model, image, classes[0], Score::Logit, &mut |_| {})
+        .sensitivity(&model.model, image, classes[0], Score::Logit, &mut |_| Ok(()))
         .unwrap();
     assert_eq!(s.grid, [7, 7]);
     assert_eq!(s.forward_passes, 50);
@@ -156,7 +156,7 @@ fn zeiler_fergus_outputs_are_consistent() {
     };
     let image = req.images.narrow(0, 0, 1);
     let err = bad
-        .sensitivity(&model.model, image.clone(), classes[0], Score::Logit, &mut |_| {})
+        .sensitivity(&model.model, image.clone(), classes[0], Score::Logit, &mut |_| Ok(()))
         .unwrap_err()
         .to_string();
     assert!(
@@ -168,7 +168,7 @@ fn zeiler_fergus_outputs_are_consistent() {
         ..occ
     };
     let err = too_big
-        .sensitivity(&model.model, image, classes[0], Score::Logit, &mut |_| {})
+        .sensitivity(&model.model, image, classes[0], Score::Logit, &mut |_| Ok(()))
         .unwrap_err()
         .to_string();
     assert!(err.contains("does not fit"), "{err}");

@@ -69,6 +69,11 @@ impl Weights {
     /// Writes every tensor as F32 to a `.safetensors` file, atomically (a temporary file renamed
     /// into place), so that a failed write never leaves a partial file.
     pub fn save_safetensors(&self, path: &Path) -> Result<()> {
+        crate::io::write_atomic(path, &self.to_safetensors_bytes()?)
+    }
+
+    /// Every tensor as F32, serialised in the `.safetensors` format.
+    pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>> {
         let bytes: BTreeMap<&String, Vec<u8>> = self
             .tensors
             .iter()
@@ -84,8 +89,7 @@ impl Weights {
                 Ok((k, view))
             })
             .collect::<Result<_>>()?;
-        let out = safetensors::serialize(views, None).map_err(|e| ModelError::Format(e.to_string()))?;
-        crate::io::write_atomic(path, &out)
+        safetensors::serialize(views, None).map_err(|e| ModelError::Format(e.to_string()))
     }
 
     /// The tensor `name` with exactly `shape`.

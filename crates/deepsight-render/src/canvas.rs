@@ -124,6 +124,23 @@ impl Canvas {
             .expect("PNG encoding to memory");
         out.into_inner()
     }
+
+    /// PNG bytes with an alpha channel: `opacity[p]` (0..1, clamped) is pixel `p`'s opacity, so
+    /// that a page can lay the picture over another and set the overall opacity itself.
+    pub fn png_with_alpha(&self, opacity: &[f32]) -> Vec<u8> {
+        let rgba: Vec<u8> = self
+            .pixels
+            .chunks(3)
+            .zip(opacity.iter().chain(std::iter::repeat(&1.0)))
+            .flat_map(|(p, &a)| [p[0], p[1], p[2], (a.clamp(0.0, 1.0) * 255.0).round() as u8])
+            .collect();
+        let img = image::RgbaImage::from_raw(self.width as u32, self.height as u32, rgba)
+            .expect("pixel count matches the size");
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png)
+            .expect("PNG encoding to memory");
+        out.into_inner()
+    }
 }
 
 /// Panels side by side (at most `columns` a row), each under its title lines.

@@ -81,7 +81,7 @@ impl AblationCam {
             .collect();
         let mut scores: Vec<Vec<f32>> = original.iter().map(|&s| vec![s; k]).collect();
         let total = jobs.len();
-        self.progress.report(0, total);
+        self.progress.report(0, total)?;
         let device = request.images.device();
         for (b, batch) in jobs.chunks(self.batch_size).enumerate() {
             let mut values = Vec::with_capacity(batch.len() * k * plane);
@@ -98,7 +98,7 @@ impl AblationCam {
                 scores[i][ch] = score_of(row, request.classes[i], request.score);
             }
             self.progress
-                .report((b * self.batch_size + batch.len()).min(total), total);
+                .report((b * self.batch_size + batch.len()).min(total), total)?;
         }
         Ok((scores, total))
     }

@@ -326,7 +326,7 @@ impl Occlusion {
         image: Tensor<4>,
         class: usize,
         score: Score,
-        done: &mut dyn FnMut(usize),
+        done: &mut dyn FnMut(usize) -> Result<()>,
     ) -> Result<Sensitivity> {
         let [_, c, h, w] = image.dims();
         let grid = self.grid(h, w)?;
@@ -486,7 +486,7 @@ impl Occlusion {
             if let (Some((_, all)), Some(f)) = (&mut out.feature, features) {
                 all.extend(f);
             }
-            done(n);
+            done(n)?;
         }
         if out.full_macs == 0 {
             out.full_macs = out.macs;
@@ -519,7 +519,7 @@ impl Explainer for Occlusion {
             let image = request.images.clone().narrow(0, i, 1);
             let mut done = |k: usize| {
                 finished += k;
-                self.progress.report(finished, total);
+                self.progress.report(finished, total)
             };
             let s = self.sensitivity(model, image, class, request.score, &mut done)?;
             maps.push(s.spread(self.window, h, w));

@@ -189,7 +189,7 @@ fn accumulate(
     let per_chunk = (batch_size / n).max(1);
     let mut passes = 0;
     let mut done = 0;
-    progress.report(0, total);
+    progress.report(0, total)?;
     while done < total {
         let masks = next(done, per_chunk.min(total - done))?;
         if masks.iter().any(|m| m.data.len() != plane) {
@@ -218,7 +218,7 @@ fn accumulate(
             passes += batch.len();
         }
         done += masks.len();
-        progress.report(done, total);
+        progress.report(done, total)?;
     }
     let scale = 1.0 / (total as f64 * p as f64);
     let maps = sums

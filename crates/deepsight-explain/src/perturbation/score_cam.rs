@@ -162,7 +162,7 @@ impl Explainer for ScoreCam {
             }
         }
         let total = jobs.len();
-        self.progress.report(0, total);
+        self.progress.report(0, total)?;
         for (b, batch) in jobs.chunks(self.batch_size).enumerate() {
             let mut data = Vec::with_capacity(batch.len() * image);
             for &(i, ch) in batch {
@@ -178,7 +178,7 @@ impl Explainer for ScoreCam {
             }
             passes.forward += batch.len();
             self.progress
-                .report((b * self.batch_size + batch.len()).min(total), total);
+                .report((b * self.batch_size + batch.len()).min(total), total)?;
         }
         let raw: Vec<Map> = scores
             .iter()

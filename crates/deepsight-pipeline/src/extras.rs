@@ -56,7 +56,7 @@ fn categories(base: &Canvas, map: &Map, labels: &[&str]) -> (Canvas, String) {
 }
 
 /// The picture of `map` (a grid) for an image drawn as `base`, and its title's range line.
-pub fn picture(
+pub(crate) fn picture(
     base: &Canvas,
     map: &Map,
     kind: ExtraKind,
