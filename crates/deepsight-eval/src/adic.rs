@@ -322,13 +322,8 @@ pub(crate) fn check_classes(metric: &'static str, model: &dyn Classifier, classe
     }
 }
 
-/// `softmax(x)` in `f32`, shifted by the maximum as PyTorch computes it.
-pub fn softmax(x: &[f32]) -> Vec<f32> {
-    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = x.iter().map(|v| (v - m).exp()).collect();
-    let sum: f32 = e.iter().sum();
-    e.iter().map(|v| v / sum).collect()
-}
+/// `softmax(x)` in `f32`, shifted by the maximum as PyTorch computes it (the explain crate's).
+pub use deepsight_explain::softmax;
 
 /// One forward of `data` (`dims`); the softmax probability of each image's class.
 pub(crate) fn class_probabilities(

@@ -21,6 +21,8 @@ pub mod smoothgrad;
 
 pub use error::{ExplainError, Result};
 pub use map::{Map, Normalisation};
+/// The one softmax of the workspace (shifted by the maximum, as PyTorch computes it).
+pub use perturbation::softmax;
 pub use progress::Progress;
 pub use shared::{Need, SharedPasses};
 

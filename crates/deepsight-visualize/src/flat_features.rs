@@ -141,10 +141,4 @@ pub(crate) fn forward_flat(
     Ok(())
 }
 
-/// `softmax(x)`, shifted by the maximum as PyTorch computes it, summed in f64.
-pub(crate) fn softmax(x: &[f32]) -> Vec<f32> {
-    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f64> = x.iter().map(|&v| ((v - m) as f64).exp()).collect();
-    let total: f64 = e.iter().sum();
-    e.iter().map(|&v| (v / total) as f32).collect()
-}
+pub(crate) use deepsight_explain::softmax;

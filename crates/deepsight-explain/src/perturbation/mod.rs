@@ -44,7 +44,7 @@ pub(crate) fn check_classes(model: &dyn Classifier, request: &Request) -> Result
 }
 
 /// `softmax(x)`, computed as PyTorch does (shifted by the maximum).
-pub(crate) fn softmax(x: &[f32]) -> Vec<f32> {
+pub fn softmax(x: &[f32]) -> Vec<f32> {
     let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let e: Vec<f32> = x.iter().map(|v| (v - m).exp()).collect();
     let sum: f32 = e.iter().sum();
