@@ -17,8 +17,9 @@ pub struct Args {
     /// Address to listen on; loopback unless another is asked for (the app has no login).
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// Requests computed at once (each already uses every core).
-    #[arg(long, default_value_t = 2)]
+    /// Requests computed at once. Each request already uses every core, so more workers mostly
+    /// cost memory on a small machine; raise it on a many-core one.
+    #[arg(long, default_value_t = 1)]
     workers: usize,
     /// Requests that may wait for a worker; more are answered 503 with Retry-After.
     #[arg(long, default_value_t = 16)]

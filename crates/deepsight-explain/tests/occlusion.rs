@@ -77,8 +77,10 @@ fn incremental_occlusion_equals_full_reinference_on_lite0() {
             }),
             ..Default::default()
         };
-        occ.sensitivity(&model.model, image.clone(), classes[2], Score::Logit, &mut |_| Ok(()))
-            .unwrap()
+        occ.sensitivity(&model.model, image.clone(), classes[2], Score::Logit, &mut |_| {
+            Ok(())
+        })
+        .unwrap()
     };
     let (inc, full) = (run(Inference::Incremental), run(Inference::Full));
     assert_eq!(inc.grid, [9, 9]);
@@ -156,7 +158,9 @@ fn zeiler_fergus_outputs_are_consistent() {
     };
     let image = req.images.narrow(0, 0, 1);
     let err = bad
-        .sensitivity(&model.model, image.clone(), classes[0], Score::Logit, &mut |_| Ok(()))
+        .sensitivity(&model.model, image.clone(), classes[0], Score::Logit, &mut |_| {
+            Ok(())
+        })
         .unwrap_err()
         .to_string();
     assert!(

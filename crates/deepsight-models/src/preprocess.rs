@@ -231,14 +231,31 @@ impl Preprocess {
 
     /// The normalised `[3, H, W]` values of an already-resized image.
     pub fn normalise(&self, img: &RgbImage) -> Vec<f32> {
-        let n = img.width * img.height;
+        let rgb: Vec<f32> = img.pixels.iter().map(|&v| v as f32).collect();
+        self.normalise_rgb(&rgb)
+    }
+
+    /// The normalised `[3, H, W]` values of interleaved RGB pixel values (0..=255 units, any
+    /// real value: a warped or interpolated image).
+    pub fn normalise_rgb(&self, rgb: &[f32]) -> Vec<f32> {
+        let n = rgb.len() / 3;
         let mut out = vec![0f32; 3 * n];
-        for (i, px) in img.pixels.chunks_exact(3).enumerate() {
+        for (i, px) in rgb.chunks_exact(3).enumerate() {
             for c in 0..3 {
-                out[c * n + i] = (px[c] as f32 - self.mean[c]) / self.std[c];
+                out[c * n + i] = self.input_value(c, px[c]);
             }
         }
         out
+    }
+
+    /// The model-input value of pixel value `pixel` (0..=255 units) in channel `c`.
+    pub fn input_value(&self, c: usize, pixel: f32) -> f32 {
+        (pixel - self.mean[c]) / self.std[c]
+    }
+
+    /// The model-input colour of a pixel `rgb` (black: `[0; 3]`).
+    pub fn input_colour(&self, rgb: [f32; 3]) -> [f32; 3] {
+        std::array::from_fn(|c| self.input_value(c, rgb[c]))
     }
 
     /// The inverse of [`Preprocess::normalise`]: `[3, height, width]` model-input values back to

@@ -66,6 +66,8 @@ pub struct Timing {
     pub seconds: f64,
     pub forward_passes: usize,
     pub backward_passes: usize,
+    /// Whether the method read the shared passes (its passes are then what it would cost alone).
+    pub reads_shared: bool,
 }
 
 impl Timing {

@@ -221,8 +221,10 @@ impl Pipeline {
             };
             let started = Instant::now();
             let mut needs = Vec::new();
-            for e in &prepared.explainers {
-                needs.extend(e.needs(model, &req)?);
+            for (m, e) in prepared.explainers.iter().enumerate() {
+                let n = e.needs(model, &req)?;
+                prepared.lock().0[m].reads_shared |= !n.is_empty();
+                needs.extend(n);
             }
             let shared = SharedPasses::run(model, &req, &needs)?;
             prepared
@@ -339,6 +341,17 @@ impl Prepared {
     /// a method's own passes say what it would cost alone).
     pub fn timings(&self) -> (Vec<Timing>, Timing) {
         self.lock().clone()
+    }
+
+    /// The passes really run so far: the shared ones and those of the methods that read none.
+    pub fn passes_run(&self) -> (usize, usize) {
+        let (methods, shared) = self.timings();
+        let own = methods.iter().filter(|t| !t.reads_shared);
+        let forward = shared.forward_passes + own.clone().map(|t| t.forward_passes).sum::<usize>();
+        (
+            forward,
+            shared.backward_passes + own.map(|t| t.backward_passes).sum::<usize>(),
+        )
     }
 
     /// The methods to run, in order.

@@ -351,7 +351,7 @@ impl Settings {
     /// The explain crate's options; `preprocess` gives the colours of occlusion's black fill and
     /// GraphCut's colour model, `feature` occlusion's feature map.
     pub fn method_options(&self, preprocess: &Preprocess, feature: FeatureChoice) -> MethodOptions {
-        let black = [0, 1, 2].map(|c| -preprocess.mean[c] / preprocess.std[c]);
+        let black = preprocess.input_colour([0.0; 3]);
         MethodOptions {
             ig_steps: self.ig_steps,
             ig_baseline: self.ig_baseline,

@@ -194,7 +194,7 @@ fn a_cancelled_request_stops_a_long_method_at_its_next_report() {
     };
     let prepared = p.prepare(&r, &hooks).unwrap();
     let started = std::time::Instant::now();
-    let e = p.explain(&prepared, dog(p), &hooks).err().expect("cancelled");
+    let e = p.explain(&prepared, dog(p), &hooks).expect_err("cancelled");
     assert!(matches!(e, PipelineError::Cancelled), "{e}");
     assert_eq!(reports.load(Ordering::Relaxed), 1, "stopped at the next report");
     // 109 x 109 positions would take minutes; one batch takes well under a second or two.

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use deepsight_eval::causal::{CausalMode, causal_curve};
-use deepsight_pipeline::{Hooks, ImageReport, Pipeline, PipelineError};
+use deepsight_pipeline::{Hooks, ImageReport, Pipeline, PipelineError, Timing};
 use deepsight_runtime::to_vec;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -74,20 +74,26 @@ pub async fn layers(State(s): Shared) -> Json<Value> {
 /// Runs `work` on a worker thread, after a place in the queue, within the time limit; sets
 /// `cancel` when the limit passes so that the work stops at its next check.
 async fn on_worker<T: Send + 'static>(
-    s: &AppState,
+    s: &Arc<AppState>,
     cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let Some(permit) = s.worker().await else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy: every worker is computing and the queue is full; retry later",
-        ));
+        let retry = s.retry_after();
+        return Err(ApiError {
+            retry_after: Some(retry),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("busy: every worker is computing and the queue is full; retry in {retry} s"),
+            )
+        });
     };
     // The permit lives as long as the computation, not the request: a timed-out request frees
     // its worker only when the work has really stopped.
+    let (state, started) = (s.clone(), std::time::Instant::now());
     let task = tokio::task::spawn_blocking(move || {
         let out = work();
+        state.computed(started.elapsed().as_secs_f64());
         drop(permit);
         out
     });
@@ -138,8 +144,7 @@ fn result_json(
     id: &str,
     p: &Pipeline,
     r: &ImageReport,
-    timings: &[deepsight_pipeline::Timing],
-    shared: &deepsight_pipeline::Timing,
+    (timings, shared, (forward, backward)): (&[Timing], &Timing, (usize, usize)),
     seconds: f64,
 ) -> Value {
     let mut maps = serde_json::Map::new();
@@ -165,8 +170,6 @@ fn result_json(
             "passes": {"forward": t.forward_passes, "backward": t.backward_passes},
             "png": first["png"], "heatmap": first["heatmap"], "class": first["class"], "per_class": per_class}));
     }
-    let forward: usize = timings.iter().map(|t| t.forward_passes).sum::<usize>() + shared.forward_passes;
-    let backward: usize = timings.iter().map(|t| t.backward_passes).sum::<usize>() + shared.backward_passes;
     json!({"id": id, "model": p.description(), "size": p.input_size(), "input": data_uri(&r.view.png()),
         "top": top_json(&r.top), "classes": top_json(&r.classes), "maps": maps,
         "passes": {"forward": forward, "backward": backward, "shared_forward": shared.forward_passes, "shared_backward": shared.backward_passes},
@@ -197,14 +200,9 @@ pub async fn explain(State(s): Shared, multipart: Multipart) -> Result<Json<Valu
         let x = decode(&p, &form.image)?;
         let report = p.explain(&prepared, x.clone(), &hooks)?.remove(0);
         let (timings, shared) = prepared.timings();
-        let value = result_json(
-            &id,
-            &p,
-            &report,
-            &timings,
-            &shared,
-            started.elapsed().as_secs_f64(),
-        );
+        let passes = prepared.passes_run();
+        let seconds = started.elapsed().as_secs_f64();
+        let value = result_json(&id, &p, &report, (&timings, &shared, passes), seconds);
         state.keep(Stored {
             id,
             input: to_vec(x),

@@ -10,6 +10,8 @@ use deepsight_pipeline::PipelineError;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for the `Retry-After` header of a 503.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -17,7 +19,11 @@ impl ApiError {
         let message: String = message.into();
         // One line, whatever the cause's text.
         let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-        ApiError { status, message }
+        ApiError {
+            status,
+            message,
+            retry_after: None,
+        }
     }
 
     pub fn bad(message: impl Into<String>) -> ApiError {
@@ -43,9 +49,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(serde_json::json!({"error": self.message}));
         let mut r = (self.status, body).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = self.retry_after {
             r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         r
     }

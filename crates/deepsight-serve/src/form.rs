@@ -54,6 +54,7 @@ pub async fn read(mut multipart: Multipart, limit: usize) -> Result<Form, ApiErr
         ..ExplainRequest::default()
     };
     let (mut classes, mut top, mut job) = (Vec::new(), None, None);
+    let mut fields = Vec::new();
     while let Some(field) = multipart
         .next_field()
         .await
@@ -70,6 +71,11 @@ pub async fn read(mut multipart: Multipart, limit: usize) -> Result<Form, ApiErr
             continue;
         }
         let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
+        fields.push((name, text));
+    }
+    // The whole form is read before any field is judged, so that a refusal never closes the
+    // connection while the client is still sending.
+    for (name, text) in &fields {
         let text = text.trim();
         let number = |what: &str| -> Result<usize, ApiError> {
             text.parse()

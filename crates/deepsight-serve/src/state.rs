@@ -29,7 +29,7 @@ impl Default for ServeConfig {
         ServeConfig {
             host: std::net::Ipv4Addr::LOCALHOST.into(),
             port: 8080,
-            workers: 2,
+            workers: 1,
             queue: 16,
             max_upload: 32 << 20,
             time_limit: Duration::from_secs(300),
@@ -71,6 +71,8 @@ pub struct AppState {
     jobs: Mutex<VecDeque<(String, JobProgress)>>,
     results: Mutex<VecDeque<Arc<Stored>>>,
     next_id: AtomicU64,
+    /// Exponential moving average of a request's compute seconds (for Retry-After).
+    mean_compute: Mutex<f64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,6 +89,7 @@ impl AppState {
             jobs: Mutex::new(VecDeque::new()),
             results: Mutex::new(VecDeque::new()),
             next_id: AtomicU64::new(1),
+            mean_compute: Mutex::new(1.0),
         }
     }
 
@@ -109,6 +112,20 @@ impl AppState {
         let permit = self.workers.clone().acquire_owned().await.ok();
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         permit
+    }
+
+    /// Records that a request computed for `seconds`.
+    pub fn computed(&self, seconds: f64) {
+        let mut m = lock(&self.mean_compute);
+        *m = 0.8 * *m + 0.2 * seconds;
+    }
+
+    /// Seconds after which a refused client may find a place: the time the queue and the
+    /// running requests take to drain at the recent compute time (1 s to 10 min).
+    pub fn retry_after(&self) -> u64 {
+        let ahead = (self.config.queue + self.config.workers.max(1)) as f64;
+        let secs = *lock(&self.mean_compute) * ahead / self.config.workers.max(1) as f64;
+        secs.ceil().clamp(1.0, 600.0) as u64
     }
 
     pub fn fresh_id(&self, prefix: &str) -> String {

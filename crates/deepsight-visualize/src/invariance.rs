@@ -281,18 +281,6 @@ pub fn examples(
     Ok(montage(&panels, panels.len()))
 }
 
-/// `(v - mean) / std` of interleaved RGB floats, as the `[3, H, W]` layout the model takes.
-fn normalise(rgb: &[f32], pipeline: &Preprocess) -> Vec<f32> {
-    let n = rgb.len() / 3;
-    let mut out = vec![0f32; rgb.len()];
-    for (i, px) in rgb.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            out[c * n + i] = (px[c] - pipeline.mean[c]) / pipeline.std[c];
-        }
-    }
-    out
-}
-
 /// Runs the sweep on every image.
 pub fn invariance(
     model: &dyn LayeredClassifier,
@@ -335,14 +323,12 @@ pub fn invariance(
             ));
         }
         // The original first, then every transformed version: one batched pass per image.
-        let mut inputs = vec![normalise(
-            &transform_image(&resized, transform, transform.identity(), fill),
-            pipeline,
-        )];
+        let mut inputs =
+            vec![pipeline.normalise_rgb(&transform_image(&resized, transform, transform.identity(), fill))];
         inputs.extend(
             amounts
                 .iter()
-                .map(|&a| normalise(&transform_image(&resized, transform, a, fill), pipeline)),
+                .map(|&a| pipeline.normalise_rgb(&transform_image(&resized, transform, a, fill))),
         );
         let mut original: Option<(Vec<Vec<f32>>, usize)> = None;
         let mut c = ImageCurves {

@@ -29,8 +29,11 @@ fn stem(path: &Path) -> String {
         .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned())
 }
 
+/// `(label, file stem)` of one input.
+type Named = (String, String);
+
 /// `(label, file stem)` per input and the batches of model inputs.
-fn inputs(a: &Args, pipeline: &Pipeline) -> Result<(Vec<(String, String)>, Vec<Tensor<4>>)> {
+fn inputs(a: &Args, pipeline: &Pipeline) -> Result<(Vec<Named>, Vec<Tensor<4>>)> {
     let (mut names, mut batches) = (Vec::new(), Vec::new());
     let device = pipeline.model().device();
     if let Some(path) = &a.tensor {

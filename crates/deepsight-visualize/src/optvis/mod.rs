@@ -412,8 +412,8 @@ impl Run<'_> {
     /// Per channel `(lo, hi, std)` of valid pixels in the model's input space.
     fn channel_range(&self) -> [(f32, f32, f32); 3] {
         std::array::from_fn(|c| {
-            let (m, s) = (self.pre.mean[c], self.pre.std[c]);
-            (-m / s, (255.0 - m) / s, s)
+            let s = self.pre.std[c];
+            (self.pre.input_value(c, 0.0), self.pre.input_value(c, 255.0), s)
         })
     }
 
