@@ -46,44 +46,212 @@ fn module_doc(source: &str) -> String {
         .join("\n")
 }
 
-const SOURCES: [(&str, &str); 22] = [
-    ("saliency", include_str!("gradient/saliency.rs")),
-    ("input-x-gradient", include_str!("gradient/input_x_gradient.rs")),
-    ("guided-backprop", include_str!("gradient/guided_backprop.rs")),
-    ("deconvnet", include_str!("gradient/deconvnet.rs")),
-    (
-        "integrated-gradients",
-        include_str!("gradient/integrated_gradients.rs"),
-    ),
-    ("smoothgrad", include_str!("smoothgrad.rs")),
-    ("cam", include_str!("cam/cam.rs")),
-    ("gradcam", include_str!("cam/gradcam.rs")),
-    (
-        "gradcam-counterfactual",
-        include_str!("cam/gradcam_counterfactual.rs"),
-    ),
-    ("gradcam++", include_str!("cam/gradcam_pp.rs")),
-    ("xgradcam", include_str!("cam/xgradcam.rs")),
-    ("layercam", include_str!("cam/layercam.rs")),
-    ("eigencam", include_str!("cam/eigencam.rs")),
-    ("guided-gradcam", include_str!("guided_gradcam.rs")),
-    ("occlusion", include_str!("perturbation/occlusion.rs")),
-    ("rise", include_str!("perturbation/rise.rs")),
-    ("scorecam", include_str!("perturbation/score_cam.rs")),
-    ("ablationcam", include_str!("perturbation/ablation_cam.rs")),
-    ("graphcut-loc", include_str!("localisation/graphcut.rs")),
-    ("l-cam-img", include_str!("learned/lcam_img.rs")),
-    ("l-cam-fm", include_str!("learned/lcam_fm.rs")),
-    ("explainer", include_str!("learned/explainer.rs")),
+/// One registered method: its CLI name, the source of its file (whose module doc is its
+/// documentation), the names of the options it reads (fields of [`MethodOptions`], as a front
+/// end's settings call them), and how it is built from them.
+pub struct Registered {
+    pub name: &'static str,
+    source: &'static str,
+    pub options: &'static [&'static str],
+    build: fn(&MethodOptions) -> Box<dyn Explainer>,
+}
+
+/// Every method, in the order `deepsight methods` lists them: the registry is this list.
+pub const REGISTRY: [Registered; 22] = [
+    Registered {
+        name: "saliency",
+        source: include_str!("gradient/saliency.rs"),
+        options: &["gradient_sign"],
+        build: |o| match o.gradient_sign {
+            GradientSign::Absolute => Box::new(Saliency),
+            GradientSign::Positive => Box::new(PositiveSaliency),
+        },
+    },
+    Registered {
+        name: "input-x-gradient",
+        source: include_str!("gradient/input_x_gradient.rs"),
+        options: &[],
+        build: |_| Box::new(InputXGradient),
+    },
+    Registered {
+        name: "guided-backprop",
+        source: include_str!("gradient/guided_backprop.rs"),
+        options: &[],
+        build: |_| Box::new(GuidedBackprop),
+    },
+    Registered {
+        name: "deconvnet",
+        source: include_str!("gradient/deconvnet.rs"),
+        options: &[],
+        build: |_| Box::new(Deconvnet),
+    },
+    Registered {
+        name: "integrated-gradients",
+        source: include_str!("gradient/integrated_gradients.rs"),
+        options: &["ig_steps", "ig_baseline", "batch_size"],
+        build: |o| Box::new(integrated_gradients(o)),
+    },
+    Registered {
+        name: "smoothgrad",
+        source: include_str!("smoothgrad.rs"),
+        options: &[
+            "smoothgrad_base",
+            "smoothgrad_samples",
+            "smoothgrad_sigma",
+            "gradient_sign",
+            "seed",
+            "batch_size",
+            "ig_steps",
+            "ig_baseline",
+        ],
+        build: smoothgrad,
+    },
+    Registered {
+        name: "cam",
+        source: include_str!("cam/cam.rs"),
+        options: &[],
+        build: |_| Box::new(Cam(ClassActivationMap)),
+    },
+    Registered {
+        name: "gradcam",
+        source: include_str!("cam/gradcam.rs"),
+        options: &[],
+        build: |_| Box::new(Cam(GradCam)),
+    },
+    Registered {
+        name: "gradcam-counterfactual",
+        source: include_str!("cam/gradcam_counterfactual.rs"),
+        options: &[],
+        build: |_| Box::new(Cam(GradCamCounterfactual)),
+    },
+    Registered {
+        name: "gradcam++",
+        source: include_str!("cam/gradcam_pp.rs"),
+        options: &[],
+        build: |_| Box::new(Cam(GradCamPlusPlus)),
+    },
+    Registered {
+        name: "xgradcam",
+        source: include_str!("cam/xgradcam.rs"),
+        options: &[],
+        build: |_| Box::new(Cam(XGradCam)),
+    },
+    Registered {
+        name: "layercam",
+        source: include_str!("cam/layercam.rs"),
+        options: &[],
+        build: |_| Box::new(Cam(LayerCam)),
+    },
+    Registered {
+        name: "eigencam",
+        source: include_str!("cam/eigencam.rs"),
+        options: &[],
+        build: |_| Box::new(Cam(EigenCam::default())),
+    },
+    Registered {
+        name: "guided-gradcam",
+        source: include_str!("guided_gradcam.rs"),
+        options: &[],
+        build: |_| Box::new(GuidedGradCam),
+    },
+    Registered {
+        name: "occlusion",
+        source: include_str!("perturbation/occlusion.rs"),
+        options: &[
+            "occlusion_window",
+            "occlusion_stride",
+            "occlusion_fill",
+            "occlusion_blur_sigma",
+            "occlusion_profile",
+            "full_inference",
+            "batch_size",
+        ],
+        build: |o| {
+            Box::new(Occlusion {
+                batch_size: o.batch_size,
+                progress: o.progress.clone(),
+                ..o.occlusion.clone()
+            })
+        },
+    },
+    Registered {
+        name: "rise",
+        source: include_str!("perturbation/rise.rs"),
+        options: &["rise_masks", "rise_cell", "rise_p", "seed", "batch_size"],
+        build: |o| {
+            Box::new(Rise {
+                seed: o.seed,
+                batch_size: o.batch_size,
+                progress: o.progress.clone(),
+                ..o.rise.clone()
+            })
+        },
+    },
+    Registered {
+        name: "scorecam",
+        source: include_str!("perturbation/score_cam.rs"),
+        options: &["batch_size"],
+        build: |o| {
+            Box::new(ScoreCam {
+                batch_size: o.batch_size,
+                progress: o.progress.clone(),
+            })
+        },
+    },
+    Registered {
+        name: "ablationcam",
+        source: include_str!("perturbation/ablation_cam.rs"),
+        options: &["batch_size"],
+        build: |o| {
+            Box::new(AblationCam {
+                batch_size: o.batch_size,
+                progress: o.progress.clone(),
+            })
+        },
+    },
+    Registered {
+        name: "graphcut-loc",
+        source: include_str!("localisation/graphcut.rs"),
+        options: &[],
+        build: |o| Box::new(o.graphcut),
+    },
+    Registered {
+        name: "l-cam-img",
+        source: include_str!("learned/lcam_img.rs"),
+        options: &[],
+        build: |o| {
+            Box::new(Lcam {
+                kind: LcamImg,
+                weights: o.lcam_img.clone(),
+            })
+        },
+    },
+    Registered {
+        name: "l-cam-fm",
+        source: include_str!("learned/lcam_fm.rs"),
+        options: &[],
+        build: |o| {
+            Box::new(Lcam {
+                kind: LcamFm,
+                weights: o.lcam_fm.clone(),
+            })
+        },
+    },
+    Registered {
+        name: "explainer",
+        source: include_str!("learned/explainer.rs"),
+        options: &[],
+        build: |o| Box::new(NnExplainer::new(o.explainer.clone())),
+    },
 ];
 
 /// Every method, in the order `deepsight methods` lists them.
 pub fn methods() -> Vec<MethodInfo> {
-    SOURCES
+    REGISTRY
         .iter()
-        .map(|(name, src)| MethodInfo {
-            name,
-            doc: module_doc(src),
+        .map(|m| MethodInfo {
+            name: m.name,
+            doc: module_doc(m.source),
         })
         .collect()
 }
@@ -167,55 +335,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Explainer>> {
 
 /// The method called `name` with `options`, or `None`.
 pub fn by_name_with(name: &str, o: &MethodOptions) -> Option<Box<dyn Explainer>> {
-    Some(match name {
-        "saliency" => match o.gradient_sign {
-            GradientSign::Absolute => Box::new(Saliency),
-            GradientSign::Positive => Box::new(PositiveSaliency),
-        },
-        "input-x-gradient" => Box::new(InputXGradient),
-        "guided-backprop" => Box::new(GuidedBackprop),
-        "deconvnet" => Box::new(Deconvnet),
-        "integrated-gradients" => Box::new(integrated_gradients(o)),
-        "smoothgrad" => smoothgrad(o),
-        "cam" => Box::new(Cam(ClassActivationMap)),
-        "gradcam" => Box::new(Cam(GradCam)),
-        "gradcam-counterfactual" => Box::new(Cam(GradCamCounterfactual)),
-        "gradcam++" => Box::new(Cam(GradCamPlusPlus)),
-        "xgradcam" => Box::new(Cam(XGradCam)),
-        "layercam" => Box::new(Cam(LayerCam)),
-        "eigencam" => Box::new(Cam(EigenCam::default())),
-        "guided-gradcam" => Box::new(GuidedGradCam),
-        "occlusion" => Box::new(Occlusion {
-            batch_size: o.batch_size,
-            progress: o.progress.clone(),
-            ..o.occlusion.clone()
-        }),
-        "rise" => Box::new(Rise {
-            seed: o.seed,
-            batch_size: o.batch_size,
-            progress: o.progress.clone(),
-            ..o.rise.clone()
-        }),
-        "scorecam" => Box::new(ScoreCam {
-            batch_size: o.batch_size,
-            progress: o.progress.clone(),
-        }),
-        "graphcut-loc" => Box::new(o.graphcut),
-        "ablationcam" => Box::new(AblationCam {
-            batch_size: o.batch_size,
-            progress: o.progress.clone(),
-        }),
-        "l-cam-img" => Box::new(Lcam {
-            kind: LcamImg,
-            weights: o.lcam_img.clone(),
-        }),
-        "l-cam-fm" => Box::new(Lcam {
-            kind: LcamFm,
-            weights: o.lcam_fm.clone(),
-        }),
-        "explainer" => Box::new(NnExplainer::new(o.explainer.clone())),
-        _ => return None,
-    })
+    REGISTRY.iter().find(|m| m.name == name).map(|m| (m.build)(o))
 }
 
 fn integrated_gradients(o: &MethodOptions) -> IntegratedGradients {

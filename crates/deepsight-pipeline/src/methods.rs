@@ -7,49 +7,9 @@ use crate::error::{PipelineError, Result};
 use crate::settings::{OPTIONS, OptionSpec};
 use deepsight_explain::Explainer;
 use deepsight_explain::learned::LcamVariant;
-use deepsight_explain::registry::{MethodOptions, by_name, by_name_with, methods};
+use deepsight_explain::registry::{MethodOptions, REGISTRY, by_name, by_name_with, methods};
 use deepsight_runtime::GraphModel;
 use serde::Serialize;
-
-/// The options each method reads, by method name (the ones not listed read none).
-const OPTIONS_OF: [(&str, &[&str]); 7] = [
-    ("saliency", &["gradient_sign"]),
-    ("integrated-gradients", &["ig_steps", "ig_baseline", "batch_size"]),
-    (
-        "smoothgrad",
-        &[
-            "smoothgrad_base",
-            "smoothgrad_samples",
-            "smoothgrad_sigma",
-            "gradient_sign",
-            "seed",
-            "batch_size",
-            "ig_steps",
-            "ig_baseline",
-        ],
-    ),
-    (
-        "occlusion",
-        &[
-            "occlusion_window",
-            "occlusion_stride",
-            "occlusion_fill",
-            "occlusion_blur_sigma",
-            "occlusion_profile",
-            "full_inference",
-            "batch_size",
-        ],
-    ),
-    (
-        "rise",
-        &["rise_masks", "rise_cell", "rise_p", "seed", "batch_size"],
-    ),
-    ("scorecam", &["batch_size"]),
-    ("ablationcam", &["batch_size"]),
-];
-
-/// Methods whose run is long enough to report progress and be cancelled.
-pub const LONG_METHODS: [&str; 4] = ["occlusion", "rise", "scorecam", "ablationcam"];
 
 /// One registered method, as `/api/methods` and `deepsight methods` show it.
 #[derive(Debug, Clone, Serialize)]
@@ -75,12 +35,12 @@ pub fn entries() -> Vec<MethodEntry> {
         .collect()
 }
 
-/// The schemas of the options method `name` reads.
+/// The schemas of the options method `name` reads (the registry's list of them).
 pub fn options_of(name: &str) -> Vec<&'static OptionSpec> {
-    let names = OPTIONS_OF
+    let names = REGISTRY
         .iter()
-        .find(|(m, _)| *m == name)
-        .map_or(&[][..], |(_, o)| *o);
+        .find(|m| m.name == name)
+        .map_or(&[][..], |m| m.options);
     OPTIONS.iter().filter(|o| names.contains(&o.name)).collect()
 }
 

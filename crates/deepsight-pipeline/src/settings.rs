@@ -421,6 +421,19 @@ mod tests {
     }
 
     #[test]
+    fn every_option_a_method_reads_is_in_the_schema() {
+        for m in deepsight_explain::registry::REGISTRY.iter() {
+            for name in m.options {
+                assert!(
+                    option(name).is_some(),
+                    "{}: option '{name}' has no schema",
+                    m.name
+                );
+            }
+        }
+    }
+
+    #[test]
     fn set_parses_checks_and_names_the_option() {
         let mut s = Settings::default();
         s.set("ig_steps", "20").unwrap();
