@@ -64,6 +64,12 @@ impl Pipeline {
         let k = self.model().num_classes();
         match &request.classes {
             Classes::Top(0) => return Err(PipelineError::invalid("top", " must be at least 1")),
+            Classes::Top(r) if *r > k => {
+                return Err(PipelineError::invalid(
+                    "top",
+                    format!(" {r}: the model has {k} classes"),
+                ));
+            }
             Classes::Top(_) => {}
             Classes::Given(c) if c.is_empty() => {
                 return Err(PipelineError::invalid("class", ": no class given"));

@@ -62,6 +62,9 @@ fn prepare_refuses_a_bad_request_before_any_work_naming_the_option() {
     r.classes = Classes::Top(0);
     assert_eq!(invalid_option(refuse(r)), "top");
     let mut r = request(&["gradcam"]);
+    r.classes = Classes::Top(1001);
+    assert!(refuse(r).to_string().contains("1001: the model has 1000 classes"));
+    let mut r = request(&["gradcam"]);
     r.drawing.alpha = 1.5;
     assert_eq!(invalid_option(refuse(r)), "alpha");
     let mut r = request(&["gradcam"]);
