@@ -59,6 +59,14 @@ pub fn router(pipeline: Arc<Pipeline>, config: ServeConfig) -> Router {
         .with_state(state)
 }
 
+/// The server's runtime: two threads accept and answer; the work runs on blocking threads.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 async fn listen(config: &ServeConfig) -> Result<tokio::net::TcpListener, ServeError> {
     let addr = SocketAddr::new(config.host, config.port);
     tokio::net::TcpListener::bind(addr)
@@ -72,11 +80,7 @@ pub fn run(
     config: ServeConfig,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+    runtime()?.block_on(async move {
         let listener = listen(&config).await?;
         ready(listener.local_addr()?);
         let app = router(Arc::new(pipeline), config);
@@ -132,11 +136,7 @@ pub fn spawn(pipeline: Pipeline, config: ServeConfig) -> Result<Running, ServeEr
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
-        let rt = match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-        {
+        let rt = match runtime() {
             Ok(rt) => rt,
             Err(e) => {
                 let _ = tx.send(Err(ServeError::Io(e)));

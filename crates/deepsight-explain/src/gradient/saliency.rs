@@ -43,6 +43,14 @@ impl GradientSign {
             GradientSign::Positive => m.max_positive_over_channels(),
         }
     }
+
+    /// [`GradientSign::over_channels`] of each image's gradient in a batch.
+    pub fn over_batch(self, gradient: Tensor<4>) -> Vec<Map> {
+        Map::from_batch(gradient)
+            .iter()
+            .map(|m| self.over_channels(m))
+            .collect()
+    }
 }
 
 /// Simonyan's saliency map (`saliency`), absolute gradient.
@@ -55,10 +63,7 @@ impl OnePass for Saliency {
     const SIGNED: bool = false;
 
     fn maps(&self, gradient: Tensor<4>, _images: &Tensor<4>) -> Vec<Map> {
-        Map::from_batch(gradient)
-            .iter()
-            .map(Map::max_abs_over_channels)
-            .collect()
+        GradientSign::Absolute.over_batch(gradient)
     }
 }
 
@@ -72,10 +77,7 @@ impl OnePass for PositiveSaliency {
     const SIGNED: bool = false;
 
     fn maps(&self, gradient: Tensor<4>, _images: &Tensor<4>) -> Vec<Map> {
-        Map::from_batch(gradient)
-            .iter()
-            .map(Map::max_positive_over_channels)
-            .collect()
+        GradientSign::Positive.over_batch(gradient)
     }
 }
 
