@@ -4,9 +4,6 @@
 
 use onnx_protobuf::TensorProto;
 
-/// The most elements a folded constant may have (a malformed file must not allocate terabytes).
-const MAX_ELEMENTS: usize = 1 << 31;
-
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Data {
     F32(Vec<f32>),
@@ -22,11 +19,11 @@ pub(crate) struct Const {
 
 pub(crate) type FoldResult<T> = std::result::Result<T, String>;
 
+/// The element count of `dims`, within the process's tensor budget (a malformed file must not
+/// allocate terabytes).
 fn numel(dims: &[usize]) -> FoldResult<usize> {
-    dims.iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .filter(|&n| n <= MAX_ELEMENTS)
-        .ok_or_else(|| format!("a tensor of shape {dims:?} is too large"))
+    deepsight_runtime::limits::check_tensor("a constant", dims)?;
+    Ok(dims.iter().product())
 }
 
 fn strides(dims: &[usize]) -> Vec<usize> {

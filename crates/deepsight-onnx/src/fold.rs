@@ -95,14 +95,14 @@ pub(crate) fn fold(imp: &Importer, node: &NodeRef) -> Result<Value> {
         }
         "Cast" => {
             let x = input(0)?;
-            match node.int("to", 1) {
+            match node.int("to", 1)? {
                 1 | 10 | 11 | 16 => Const::f32(x.dims.clone(), x.to_f32()),
                 _ => Const::i64(x.dims.clone(), x.to_i64()),
             }
         }
         "Gather" => {
             let x = input(0)?;
-            let ax = axis(node.int("axis", 0), x.dims.len()).map_err(bad)?;
+            let ax = axis(node.int("axis", 0)?, x.dims.len()).map_err(bad)?;
             x.gather(ax, &*input(1)?).map_err(bad)?
         }
         "Slice" => {
@@ -148,14 +148,14 @@ pub(crate) fn fold(imp: &Importer, node: &NodeRef) -> Result<Value> {
             let parts: Vec<std::sync::Arc<Const>> =
                 (0..node.proto.input.len()).map(input).collect::<Result<_>>()?;
             let rank = parts.first().map_or(1, |p| p.dims.len());
-            let ax = axis(node.int("axis", 0), rank).map_err(bad)?;
+            let ax = axis(node.int("axis", 0)?, rank).map_err(bad)?;
             Const::concat(&parts.iter().map(|p| &**p).collect::<Vec<_>>(), ax).map_err(bad)?
         }
         "Unsqueeze" | "Squeeze" => {
             let x = input(0)?;
             let axes = match opt(1)? {
                 Some(a) => a.to_i64(),
-                None => node.ints("axes").unwrap_or_default(),
+                None => node.ints("axes")?.unwrap_or_default(),
             };
             let dims = squeeze_dims(&x.dims, &axes, node.op() == "Unsqueeze").map_err(bad)?;
             Const {
@@ -166,13 +166,13 @@ pub(crate) fn fold(imp: &Importer, node: &NodeRef) -> Result<Value> {
         "Reshape" => input(0)?.reshape(&input(1)?.to_i64()).map_err(bad)?,
         "Flatten" => {
             let x = input(0)?;
-            let ax = axis(node.int("axis", 1), x.dims.len() + 1).map_err(bad)?;
+            let ax = axis(node.int("axis", 1)?, x.dims.len() + 1).map_err(bad)?;
             let target = [x.dims[..ax].iter().product::<usize>() as i64, -1];
             x.reshape(&target).map_err(bad)?
         }
         "Transpose" => {
             let x = input(0)?;
-            let perm: Vec<usize> = match node.ints("perm") {
+            let perm: Vec<usize> = match node.ints("perm")? {
                 Some(p) => p.iter().map(|&v| v.max(0) as usize).collect(),
                 None => (0..x.dims.len()).rev().collect(),
             };

@@ -3,9 +3,13 @@
 //!
 //! Shape-computing subgraphs (TF-SAME padding, `x.view(x.size(0), -1)`) are folded for the input
 //! size the model is imported at; a zero `Pad` read by a convolution becomes that convolution's
-//! padding; a trailing `Softmax` is dropped so that the model gives class scores. Anything else
-//! not listed in the error message of an unsupported operator is refused with the node's name,
-//! its operator and what is missing: never a silent wrong answer.
+//! padding; a trailing `Softmax` is dropped so that the model gives class scores. PyTorch's
+//! `nn.LocalResponseNorm`, which the exporters write as its steps (`x * x`, a view as
+//! `[N, 1, C, H, W]`, a channel `Pad`, a `(size, 1, 1)` `AveragePool`, then
+//! `x / (k + alpha * mean)^beta`), becomes one LRN with PyTorch's window (even sizes included);
+//! a near miss of that chain is refused. Anything else not listed in the error message of an
+//! unsupported operator is refused with the node's name, its operator and what is missing: never
+//! a silent wrong answer.
 
 mod constant;
 mod error;

@@ -1,6 +1,7 @@
 //! One ONNX node seen by the importer: its name for messages, and typed access to attributes.
 
 use crate::error::OnnxError;
+use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::{AttributeProto, NodeProto};
 
 pub(crate) struct NodeRef<'a> {
@@ -43,29 +44,69 @@ impl<'a> NodeRef<'a> {
         self.proto.attribute.iter().find(|a| a.name == name)
     }
 
-    pub fn int(&self, name: &str, default: i64) -> i64 {
-        self.attr(name).map_or(default, |a| a.i)
+    /// The attribute `name` if present, refused when the file declares it of another type (a
+    /// float `group` would otherwise read as 0).
+    fn typed(&self, name: &str, want: AttributeType) -> Result<Option<&'a AttributeProto>, OnnxError> {
+        let Some(a) = self.attr(name) else {
+            return Ok(None);
+        };
+        match a.type_.enum_value() {
+            Ok(t) if t == want || t == AttributeType::UNDEFINED => Ok(Some(a)),
+            Ok(t) => Err(self.invalid(format!("attribute '{name}' must be of type {want:?}, got {t:?}"))),
+            Err(code) => Err(self.invalid(format!("attribute '{name}' has the unknown type {code}"))),
+        }
     }
 
-    pub fn float(&self, name: &str, default: f32) -> f32 {
-        self.attr(name).map_or(default, |a| a.f)
+    pub fn int(&self, name: &str, default: i64) -> Result<i64, OnnxError> {
+        Ok(self.typed(name, AttributeType::INT)?.map_or(default, |a| a.i))
     }
 
-    pub fn ints(&self, name: &str) -> Option<Vec<i64>> {
-        self.attr(name).map(|a| a.ints.clone())
+    /// A 0/1 attribute (`ceil_mode`, `transB`, `keepdims`).
+    pub fn flag(&self, name: &str, default: bool) -> Result<bool, OnnxError> {
+        match self.int(name, default as i64)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(self.invalid(format!("attribute '{name}' must be 0 or 1, got {v}"))),
+        }
     }
 
-    pub fn string(&self, name: &str) -> Option<String> {
-        self.attr(name)
-            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+    /// A count of at least 1 (`group`, `size`).
+    pub fn count(&self, name: &str, default: usize) -> Result<usize, OnnxError> {
+        match self.int(name, default as i64)? {
+            v if v >= 1 => {
+                usize::try_from(v).map_err(|_| self.invalid(format!("attribute '{name}' = {v} is too large")))
+            }
+            v => Err(self.invalid(format!("attribute '{name}' must be at least 1, got {v}"))),
+        }
     }
 
-    /// A pair of non-negative spatial values (strides, dilations, kernel), `default` if absent.
-    pub fn pair(&self, name: &str, default: usize) -> Result<[usize; 2], OnnxError> {
-        match self.ints(name) {
+    /// A finite float attribute.
+    pub fn float(&self, name: &str, default: f32) -> Result<f32, OnnxError> {
+        let v = self.typed(name, AttributeType::FLOAT)?.map_or(default, |a| a.f);
+        if !v.is_finite() {
+            return Err(self.invalid(format!("attribute '{name}' must be a finite number, got {v}")));
+        }
+        Ok(v)
+    }
+
+    pub fn ints(&self, name: &str) -> Result<Option<Vec<i64>>, OnnxError> {
+        Ok(self.typed(name, AttributeType::INTS)?.map(|a| a.ints.clone()))
+    }
+
+    pub fn string(&self, name: &str) -> Result<Option<String>, OnnxError> {
+        Ok(self
+            .typed(name, AttributeType::STRING)?
+            .map(|a| String::from_utf8_lossy(&a.s).into_owned()))
+    }
+
+    /// A pair of spatial values of at least `min` (strides, dilations and kernels 1, output
+    /// padding 0), `default` if absent.
+    pub fn pair(&self, name: &str, default: usize, min: usize) -> Result<[usize; 2], OnnxError> {
+        match self.ints(name)? {
             None => Ok([default; 2]),
-            Some(v) => match v.as_slice() {
-                &[a, b] if a >= 0 && b >= 0 => Ok([a as usize, b as usize]),
+            Some(v) => match *v.as_slice() {
+                [a, b] if a >= min as i64 && b >= min as i64 => Ok([a as usize, b as usize]),
+                [_, _] => Err(self.invalid(format!("{name} = {v:?}: each must be at least {min}"))),
                 _ => Err(self.unsupported(format!(
                     "{name} = {v:?}: only 2-D operations on [N, C, H, W] are supported"
                 ))),
@@ -75,7 +116,7 @@ impl<'a> NodeRef<'a> {
 
     /// ONNX `pads` `[top, left, bottom, right]` (begin values, then end values).
     pub fn pads(&self) -> Result<[usize; 4], OnnxError> {
-        match self.ints("pads") {
+        match self.ints("pads")? {
             None => Ok([0; 4]),
             Some(v) => match v.as_slice() {
                 &[t, l, b, r] if t >= 0 && l >= 0 && b >= 0 && r >= 0 => {

@@ -327,3 +327,153 @@ fn truncated_and_garbage_files_never_panic_nor_change_the_model() {
     assert!(import_bytes(&garbage, &default_device(), None).is_err());
     assert_mentions(&error(&good[..good.len() / 2]), &["ONNX"]);
 }
+
+fn float(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        type_: AttributeType::FLOAT.into(),
+        f: v,
+        ..Default::default()
+    }
+}
+
+/// The base graph with a max pool between the ReLU and the global pool.
+fn with_pool() -> (Vec<NodeProto>, Vec<TensorProto>) {
+    let (mut n, i) = base();
+    n.insert(
+        2,
+        node("MaxPool", &["relu"], "pool", vec![ints("kernel_shape", &[2, 2])]),
+    );
+    n[3].input[0] = "pool".into();
+    (n, i)
+}
+
+/// Imports (and, if that succeeds, runs) a mutated file; a refusal must be one line naming the
+/// node. Returns whether it was refused.
+fn refused_cleanly(b: &[u8], node: &str, what: &str) -> bool {
+    let run = || -> Result<(), String> {
+        let imported = import_bytes(b, &default_device(), None).map_err(|e| e.to_string())?;
+        let model = GraphModel::new(imported.graph, imported.input_size, default_device())
+            .map_err(|e| e.to_string())?;
+        let x = Tensor::<4>::zeros(
+            [1, 3, imported.input_size[0], imported.input_size[1]],
+            &default_device(),
+        );
+        model.logits(x).map(|_| ()).map_err(|e| e.to_string())
+    };
+    match std::panic::catch_unwind(run) {
+        Ok(Ok(())) => false,
+        Ok(Err(msg)) => {
+            assert!(!msg.contains('\n'), "{what}: more than one line: {msg}");
+            // The node itself, or the later layer that its output no longer fits.
+            let named = msg.contains(&format!("'{node}'")) || msg.contains("layer '");
+            assert!(named, "{what}: '{msg}' should name the node '{node}' or a layer");
+            true
+        }
+        Err(_) => panic!("{what}: panicked"),
+    }
+}
+
+#[test]
+fn every_attribute_is_checked_against_its_domain_before_use() {
+    let extreme = [0, -1, -7, 100_000, 1 << 40, i64::MAX];
+    let mut refusals = 0;
+    for (node_index, node_name, attr) in [
+        (0, "conv", "strides"),
+        (0, "conv", "dilations"),
+        (0, "conv", "kernel_shape"),
+        (0, "conv", "pads"),
+        (2, "pool", "kernel_shape"),
+        (2, "pool", "strides"),
+        (2, "pool", "dilations"),
+        (2, "pool", "pads"),
+    ] {
+        for v in extreme {
+            let (mut n, i) = with_pool();
+            let len = if attr == "pads" { 4 } else { 2 };
+            n[node_index].attribute.retain(|a| a.name != attr);
+            n[node_index].attribute.push(ints(attr, &vec![v; len]));
+            refusals +=
+                refused_cleanly(&bytes(n, i), node_name, &format!("{node_name}.{attr} = {v}")) as usize;
+        }
+    }
+    for (node_index, node_name, attr) in [
+        (0, "conv", "group"),
+        (2, "pool", "ceil_mode"),
+        (5, "scores", "transB"),
+    ] {
+        for v in extreme {
+            let (mut n, i) = with_pool();
+            n[node_index].attribute.retain(|a| a.name != attr);
+            n[node_index].attribute.push(int(attr, v));
+            refusals +=
+                refused_cleanly(&bytes(n, i), node_name, &format!("{node_name}.{attr} = {v}")) as usize;
+        }
+    }
+    for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let (mut n, i) = with_pool();
+        n[5].attribute.push(float("alpha", v));
+        assert!(refused_cleanly(&bytes(n, i), "scores", &format!("alpha = {v}")));
+    }
+    // Every value above but a pad of 0/100000 on the convolution (100000 is refused by the tensor
+    // budget) and a few that are legal (ceil_mode 0, transB ... ) is refused.
+    assert!(
+        refusals >= 60,
+        "only {refusals} of the extreme attributes were refused"
+    );
+
+    // The ones that once crashed, by name: stride 0 (division by zero in shape inference),
+    // kernel 0 and dilation 0 (burn's asserts), a pad of 100000 (a 1.3 TB allocation).
+    let cases: [(&str, Vec<i64>, &str); 4] = [
+        ("strides", vec![0, 0], "strides = [0, 0]: each must be at least 1"),
+        (
+            "dilations",
+            vec![0, 1],
+            "dilations = [0, 1]: each must be at least 1",
+        ),
+        (
+            "kernel_shape",
+            vec![0, 0],
+            "kernel_shape [0, 0] does not match the weight",
+        ),
+        ("pads", vec![100_000; 4], "more than the limit of 2.0 GiB"),
+    ];
+    for (attr, v, says) in cases {
+        let (mut n, i) = base();
+        n[0].attribute.retain(|a| a.name != attr);
+        n[0].attribute.push(ints(attr, &v));
+        assert_mentions(&error(&bytes(n, i)), &["conv", says]);
+    }
+    let (mut n, i) = base();
+    n[0].attribute.push(float("group", 2.0));
+    assert_mentions(
+        &error(&bytes(n, i)),
+        &["'conv'", "attribute 'group' must be of type INT, got FLOAT"],
+    );
+}
+
+#[test]
+fn an_unknown_opset_is_refused() {
+    let (n, i) = base();
+    let mut model = ModelProto::parse_from_bytes(&bytes(n, i)).unwrap();
+    model.opset_import[0].version = 99;
+    let b = model.write_to_bytes().unwrap();
+    assert_mentions(&error(&b), &["opset 99", "7 to 23"]);
+}
+
+#[test]
+fn squeeze_without_axes_keeps_the_batch() {
+    // `x.squeeze()` after a global pool, as torch exports it: no axes, every axis of size 1.
+    let (mut n, i) = base();
+    n[3] = node("Squeeze", &["gap"], "flat", vec![]);
+    let b = bytes(n, i);
+    let (n0, i0) = base();
+    let flat = import_bytes(&bytes(n0, i0), &default_device(), None).unwrap();
+    let squeezed = import_bytes(&b, &default_device(), None).unwrap();
+    let x = Tensor::<4>::ones([2, 3, 8, 8], &default_device());
+    let run = |g: deepsight_onnx::Imported| {
+        let m = GraphModel::new(g.graph, g.input_size, default_device()).unwrap();
+        to_vec(m.logits(x.clone()).unwrap())
+    };
+    assert_eq!(run(squeezed), run(flat));
+}

@@ -39,9 +39,14 @@ impl Padding {
         match self {
             Padding::Explicit(p) => p,
             Padding::SameUpper => {
+                // Saturating: the graph's checks refuse a zero stride or kernel, but this is also
+                // called on a file's attributes before those checks.
                 let total = |i: usize| {
-                    let out = input[i].div_ceil(stride[i]);
-                    ((out.saturating_sub(1)) * stride[i] + (kernel[i] - 1) * dilation[i] + 1)
+                    let out = input[i].div_ceil(stride[i].max(1));
+                    (out.saturating_sub(1))
+                        .saturating_mul(stride[i])
+                        .saturating_add(kernel[i].saturating_sub(1).saturating_mul(dilation[i]))
+                        .saturating_add(1)
                         .saturating_sub(input[i])
                 };
                 let (th, tw) = (total(0), total(1));
@@ -255,6 +260,7 @@ impl Graph {
         if let Some(bad) = inputs.iter().find(|&&i| i >= self.nodes.len()) {
             return Err(invalid(format!("input node #{bad} does not exist yet")));
         }
+        crate::validate::check(&op).map_err(|reason| invalid(format!("{}: {reason}", op.kind())))?;
         let id = self.nodes.len();
         self.index.insert(name.clone(), id);
         self.nodes.push(Node {

@@ -13,12 +13,14 @@ mod exec;
 pub mod flex;
 mod graph;
 mod incremental;
+pub mod limits;
 mod model;
 pub mod ops;
 mod plan;
 pub mod rectifier;
 mod resume;
 mod shapes;
+mod validate;
 
 pub use classifier::{
     Capture, Classifier, GradientRequest, Gradients, LayerGradient, LayerInfo, LayeredClassifier, Objective,

@@ -32,11 +32,11 @@ impl ConvTranspose2d {
         let [_, _, kh, kw] = self.weight.dims();
         let k = [kh, kw];
         let dim = |i: usize| {
-            ((input[i].checked_sub(1)?) * self.stride[i]
-                + self.dilation[i] * (k[i] - 1)
-                + 1
-                + self.output_padding[i])
-                .checked_sub(2 * self.padding[i])
+            (input[i].checked_sub(1)?)
+                .checked_mul(self.stride[i])?
+                .checked_add(self.dilation[i].checked_mul(k[i].checked_sub(1)?)?)?
+                .checked_add(1 + self.output_padding[i])?
+                .checked_sub(self.padding[i].checked_mul(2)?)
                 .filter(|&o| o > 0)
         };
         Some([dim(0)?, dim(1)?])
@@ -107,19 +107,34 @@ impl Arithmetic {
 
 /// Local response normalisation across channels (AlexNet; ONNX `LRN`, PyTorch
 /// `LocalResponseNorm`): `y = x / (bias + alpha / size * sum_{window} x^2) ^ beta`, the window
-/// covering channels `c - (size-1)/2 ..= c + size/2`.
+/// covering channels `c - front ..= c - front + size - 1` (zeros past the first and the last).
+/// ONNX centres it with `front = (size - 1) / 2` ([`Lrn::onnx_front`]), PyTorch with `size / 2`
+/// ([`Lrn::torch_front`]): the same window for odd sizes, one channel apart for even ones.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Lrn {
     pub size: usize,
+    /// Channels of the window before `c`, below `size`.
+    pub front: usize,
     pub alpha: f32,
     pub beta: f32,
     pub bias: f32,
 }
 
 impl Lrn {
+    /// The window start of ONNX's `LRN`: `floor((size - 1) / 2)` channels before `c`.
+    pub fn onnx_front(size: usize) -> usize {
+        size.saturating_sub(1) / 2
+    }
+
+    /// The window start of PyTorch's `local_response_norm`, which zero-pads `size / 2` channels
+    /// in front and `(size - 1) / 2` behind before averaging.
+    pub fn torch_front(size: usize) -> usize {
+        size / 2
+    }
+
     fn apply(self, x: Tensor<4>) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
-        let (front, back) = ((self.size - 1) / 2, self.size / 2);
+        let (front, back) = (self.front, self.size - 1 - self.front);
         let squared = x.clone().powf_scalar(2.0);
         let padded = Tensor::cat(
             vec![
@@ -283,7 +298,13 @@ impl ExtOp {
                 }
             }
             ExtOp::Activation(_) | ExtOp::Lrn(_) | ExtOp::Softmax => Ok(xs[0]),
-            ExtOp::Pad(p) => Ok([n, c, h + p.pads[0] + p.pads[2], w + p.pads[1] + p.pads[3]]),
+            ExtOp::Pad(p) => {
+                let grow = |x: usize, a: usize, b: usize| x.checked_add(a)?.checked_add(b);
+                match (grow(h, p.pads[0], p.pads[2]), grow(w, p.pads[1], p.pads[3])) {
+                    (Some(oh), Some(ow)) => Ok([n, c, oh, ow]),
+                    _ => Err(format!("padding {:?} overflows", p.pads)),
+                }
+            }
             ExtOp::Binary(_) => broadcast(xs[0], xs[1]),
             ExtOp::WithConstant { constant, .. } => {
                 let out = broadcast(xs[0], constant.dims())?;

@@ -12,19 +12,21 @@ fn window_out(
     dilation: usize,
     ceil: bool,
 ) -> Option<usize> {
-    let span = dilation * (kernel - 1) + 1;
-    let padded = input + pad[0] + pad[1];
-    if padded < span {
+    // Checked throughout: the parameters come from the user's file (validated to be >= 1, but
+    // not bounded above).
+    let span = dilation.checked_mul(kernel.checked_sub(1)?)?.checked_add(1)?;
+    let padded = input.checked_add(pad[0])?.checked_add(pad[1])?;
+    let steps = padded.checked_sub(span)?;
+    if stride == 0 {
         return None;
     }
-    let steps = padded - span;
     let mut out = if ceil {
         steps.div_ceil(stride)
     } else {
         steps / stride
     } + 1;
     // PyTorch: the last window must start inside the input or the left padding.
-    if ceil && (out - 1) * stride >= input + pad[0] {
+    if ceil && (out - 1).saturating_mul(stride) >= input.saturating_add(pad[0]) {
         out -= 1;
     }
     Some(out)
@@ -108,7 +110,10 @@ pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<[usize; 4]>>
                 }
             },
             Op::GlobalAvgPool => [n, c, 1, 1],
-            Op::Flatten => [n, c * h * w, 1, 1],
+            Op::Flatten => match c.checked_mul(h).and_then(|v| v.checked_mul(w)) {
+                Some(f) => [n, f, 1, 1],
+                None => return Err(fail(format!("{c}x{h}x{w} features overflow"))),
+            },
             Op::Linear(l) => {
                 let [out, inp] = l.weight.dims();
                 if c * h * w != inp || h * w != 1 {
@@ -135,6 +140,14 @@ pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<[usize; 4]>>
                 e.output_shape(&xs).map_err(fail)?
             }
         };
+        // One budget for every activation, checked before anything is allocated: a padding of
+        // 100000 is refused here rather than by the allocator.
+        crate::limits::check_tensor(&format!("layer '{}' ({})", node.name, node.op.kind()), &out).map_err(
+            |reason| RuntimeError::InputShape {
+                got: input.to_vec(),
+                reason,
+            },
+        )?;
         shapes.push(out);
     }
     Ok(shapes)

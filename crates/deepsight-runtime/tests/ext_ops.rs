@@ -45,6 +45,7 @@ fn net(d: &Device) -> GraphModel {
     let x = g.push("conv1", conv(1, [3, 6], 3, 1), &[0]).unwrap();
     let lrn = Lrn {
         size: 3,
+        front: 1,
         alpha: 0.3,
         beta: 0.75,
         bias: 1.5,

@@ -16,10 +16,10 @@ impl Importer<'_> {
             return Err(node.unsupported(format!("a weight of shape {:?}: only 2-D convolutions", w.dims)));
         };
         let bias = self.optional_constant(node, 2)?;
-        let stride = node.pair("strides", 1)?;
-        let dilation = node.pair("dilations", 1)?;
-        let groups = node.int("group", 1).max(1) as usize;
-        if let Some(k) = node.ints("kernel_shape")
+        let stride = node.pair("strides", 1, 1)?;
+        let dilation = node.pair("dilations", 1, 1)?;
+        let groups = node.count("group", 1)?;
+        if let Some(k) = node.ints("kernel_shape")?
             && k != [kh as i64, kw as i64]
         {
             return Err(node.invalid(format!(
@@ -32,7 +32,7 @@ impl Importer<'_> {
             [_, _, h, w] => [h, w],
             ref d => return Err(node.unsupported(format!("needs an [N, C, H, W] input, got {d:?}"))),
         };
-        let mut padding = match node.string("auto_pad").as_deref().unwrap_or("NOTSET") {
+        let mut padding = match node.string("auto_pad")?.as_deref().unwrap_or("NOTSET") {
             "NOTSET" => Padding::Explicit(node.pads()?),
             "VALID" => Padding::Explicit([0; 4]),
             "SAME_UPPER" => Padding::SameUpper,
@@ -70,14 +70,14 @@ impl Importer<'_> {
         if node.attr("output_shape").is_some() {
             return Err(node.unsupported("attribute 'output_shape' (give pads and output_padding instead)"));
         }
-        if node.string("auto_pad").is_some_and(|a| a != "NOTSET") {
+        if node.string("auto_pad")?.is_some_and(|a| a != "NOTSET") {
             return Err(node.unsupported("auto_pad on a transposed convolution"));
         }
         let [t, l, b, r] = node.pads()?;
         if t != b || l != r {
             return Err(node.unsupported(format!("asymmetric pads {:?}", [t, l, b, r])));
         }
-        let groups = node.int("group", 1).max(1) as usize;
+        let groups = node.count("group", 1)?;
         let bias = self.optional_constant(node, 2)?;
         let out = o * groups;
         let ct = ConvTranspose2d {
@@ -89,17 +89,17 @@ impl Importer<'_> {
                 }
                 None => None,
             },
-            stride: node.pair("strides", 1)?,
+            stride: node.pair("strides", 1, 1)?,
             padding: [t, l],
-            output_padding: node.pair("output_padding", 0)?,
-            dilation: node.pair("dilations", 1)?,
+            output_padding: node.pair("output_padding", 0, 0)?,
+            dilation: node.pair("dilations", 1, 1)?,
             groups,
         };
         self.unary(node, Op::Ext(ExtOp::ConvTranspose2d(ct)))
     }
 
     pub(super) fn batch_norm(&mut self, node: &NodeRef) -> Result<Value> {
-        if node.int("training_mode", 0) != 0 {
+        if node.flag("training_mode", false)? {
             return Err(node.unsupported("training_mode = 1 (export the model in eval mode)"));
         }
         self.check_extra_outputs(node)?;
@@ -113,7 +113,7 @@ impl Importer<'_> {
             beta: self.tensor(&p[1], [c]),
             mean: self.tensor(&p[2], [c]),
             var: self.tensor(&p[3], [c]),
-            eps: node.float("epsilon", 1e-5) as f64,
+            eps: node.float("epsilon", 1e-5)? as f64,
         };
         self.unary(node, Op::BatchNorm(bn))
     }
@@ -134,22 +134,22 @@ impl Importer<'_> {
         let max = node.op() == "MaxPool";
         if max {
             self.check_extra_outputs(node)?;
-            if node.int("storage_order", 0) != 0 {
+            if node.flag("storage_order", false)? {
                 return Err(node.unsupported("storage_order = 1"));
             }
         }
         let (x, rank) = self.activation(node, 0)?;
         let hw = self.spatial(node, x, rank)?;
-        let kernel = match node.ints("kernel_shape") {
-            Some(_) => node.pair("kernel_shape", 1)?,
+        let kernel = match node.ints("kernel_shape")? {
+            Some(_) => node.pair("kernel_shape", 1, 1)?,
             None => return Err(node.invalid("attribute 'kernel_shape' is required")),
         };
-        let stride = node.pair("strides", 1)?;
-        let dilation = node.pair("dilations", 1)?;
+        let stride = node.pair("strides", 1, 1)?;
+        let dilation = node.pair("dilations", 1, 1)?;
         if !max && dilation != [1, 1] {
             return Err(node.unsupported("dilated average pooling"));
         }
-        let padding = match node.string("auto_pad").as_deref().unwrap_or("NOTSET") {
+        let padding = match node.string("auto_pad")?.as_deref().unwrap_or("NOTSET") {
             "NOTSET" => node.pads()?,
             "VALID" => [0; 4],
             "SAME_UPPER" => same_pads(hw, kernel, stride, dilation, true),
@@ -161,8 +161,8 @@ impl Importer<'_> {
             stride,
             padding,
             dilation,
-            ceil_mode: node.int("ceil_mode", 0) != 0,
-            count_include_pad: node.int("count_include_pad", 0) != 0,
+            ceil_mode: node.flag("ceil_mode", false)?,
+            count_include_pad: node.flag("count_include_pad", false)?,
         };
         let op = if max { Op::MaxPool(pool) } else { Op::AvgPool(pool) };
         let id = self.push(node.name.clone(), op, &[x])?;
@@ -191,15 +191,15 @@ impl Importer<'_> {
     }
 
     pub(super) fn gemm(&mut self, node: &NodeRef) -> Result<Value> {
-        if node.int("transA", 0) != 0 {
+        if node.flag("transA", false)? {
             return Err(node.unsupported("transA = 1"));
         }
         let b = self.constant(node, 1)?;
         let [r, c] = b.dims[..] else {
             return Err(node.invalid(format!("B must be a matrix, got {:?}", b.dims)));
         };
-        let (alpha, beta) = (node.float("alpha", 1.0), node.float("beta", 1.0));
-        let trans = node.int("transB", 0) != 0;
+        let (alpha, beta) = (node.float("alpha", 1.0)?, node.float("beta", 1.0)?);
+        let trans = node.flag("transB", false)?;
         let (out, inp) = if trans { (r, c) } else { (c, r) };
         let m = if trans {
             b

@@ -6,6 +6,7 @@ use crate::error::{OnnxError, Result};
 use crate::node::NodeRef;
 
 mod layers;
+mod lrn_pattern;
 mod shape_ops;
 use deepsight_runtime::{
     Activation, Bounds, Device, ExtOp, Graph, Lrn, NodeId, Op, Pad, Padding, Pool, Tensor, TensorData,
@@ -13,6 +14,9 @@ use deepsight_runtime::{
 use onnx_protobuf::{GraphProto, ModelProto};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+/// The ONNX opsets whose operator semantics the importer knows.
+pub(crate) const OPSETS: std::ops::RangeInclusive<i64> = 7..=23;
 
 /// A value flowing through the ONNX graph.
 #[derive(Debug, Clone)]
@@ -45,6 +49,8 @@ pub(crate) struct Importer<'a> {
     consumed: HashSet<&'a str>,
     /// The graph input, when the model declares it NHWC (tf2onnx).
     nhwc_input: Option<String>,
+    /// PyTorch LocalResponseNorm chains (`lrn_pattern.rs`).
+    lrn: lrn_pattern::LrnPatterns<'a>,
 }
 
 fn dims_of_info(info: &onnx_protobuf::ValueInfoProto) -> Option<Vec<Option<usize>>> {
@@ -82,6 +88,15 @@ pub(crate) fn import_model(
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map(|o| o.version)
         .ok_or_else(|| OnnxError::Model("the model declares no ONNX opset (is the file complete?)".into()))?;
+    // Operators change meaning between opsets (Pad's pads moved to an input at 11, Softmax's
+    // axis at 13): an opset outside the known range could be read wrongly, so it is refused.
+    if !OPSETS.contains(&opset) {
+        return Err(OnnxError::Model(format!(
+            "the model declares ONNX opset {opset}; DeepSight reads opsets {} to {}",
+            OPSETS.start(),
+            OPSETS.end()
+        )));
+    }
     let mut notes = Vec::new();
     let mut values = HashMap::new();
     for init in &g.initializer {
@@ -163,6 +178,7 @@ pub(crate) fn import_model(
         opset,
         consumed,
         nhwc_input: nhwc.then(|| input.name.clone()),
+        lrn: lrn_pattern::LrnPatterns::new(g),
     };
     imp.refresh_shapes()?;
     imp.values
@@ -321,6 +337,9 @@ impl<'a> Importer<'a> {
     }
 
     fn convert(&mut self, node: &NodeRef) -> Result<Value> {
+        if let Some(v) = self.lrn_pattern(node)? {
+            return Ok(v);
+        }
         let all_const = (0..node.proto.input.len())
             .filter_map(|i| node.input(i))
             .all(|n| matches!(self.values.get(n), Some(Value::Const(_))));
@@ -334,19 +353,19 @@ impl<'a> Importer<'a> {
                 let dims: Vec<i64> = self.dims(&v).iter().map(|&d| d as i64).collect();
                 let r = dims.len() as i64;
                 let clampi = |a: i64| (if a < 0 { a + r } else { a }).clamp(0, r) as usize;
-                let (s, e) = (clampi(node.int("start", 0)), clampi(node.int("end", r)));
+                let (s, e) = (clampi(node.int("start", 0)?), clampi(node.int("end", r)?));
                 let dims = if s < e { dims[s..e].to_vec() } else { vec![] };
                 Ok(Value::Const(Arc::new(Const::i64(vec![dims.len()], dims))))
             }
             "Identity" | "Dropout" => {
-                if node.op() == "Dropout" && node.int("training_mode", 0) != 0 {
+                if node.op() == "Dropout" && node.flag("training_mode", false)? {
                     return Err(node.unsupported("training_mode = 1"));
                 }
                 self.check_extra_outputs(node)?;
                 self.unary(node, Op::Identity)
             }
             "Cast" => {
-                let to = node.int("to", 1);
+                let to = node.int("to", 1)?;
                 if ![1, 10, 11, 16].contains(&to) {
                     return Err(
                         node.unsupported(format!("casting an activation to type {to} (only to floats)"))
@@ -360,12 +379,12 @@ impl<'a> Importer<'a> {
             "Relu" => self.unary(node, Op::Rectifier(Bounds::RELU)),
             "Clip" => self.clip(node),
             "LeakyRelu" => {
-                let alpha = node.float("alpha", 0.01);
+                let alpha = node.float("alpha", 0.01)?;
                 self.unary(node, Op::Ext(ExtOp::Activation(Activation::LeakyRelu { alpha })))
             }
             "Sigmoid" => self.unary(node, Op::Ext(ExtOp::Activation(Activation::Sigmoid))),
             "HardSigmoid" => {
-                let (alpha, beta) = (node.float("alpha", 0.2), node.float("beta", 0.5));
+                let (alpha, beta) = (node.float("alpha", 0.2)?, node.float("beta", 0.5)?);
                 self.unary(
                     node,
                     Op::Ext(ExtOp::Activation(Activation::HardSigmoid { alpha, beta })),
@@ -392,15 +411,13 @@ impl<'a> Importer<'a> {
                 Ok(Value::Node { id, rank: 4 })
             }
             "LRN" => {
-                let size = node.int("size", 0);
-                if size < 1 {
-                    return Err(node.invalid("attribute 'size' must be a positive integer"));
-                }
+                let size = node.count("size", 0)?;
                 let lrn = Lrn {
-                    size: size as usize,
-                    alpha: node.float("alpha", 1e-4),
-                    beta: node.float("beta", 0.75),
-                    bias: node.float("bias", 1.0),
+                    size,
+                    front: Lrn::onnx_front(size),
+                    alpha: node.float("alpha", 1e-4)?,
+                    beta: node.float("beta", 0.75)?,
+                    bias: node.float("bias", 1.0)?,
                 };
                 self.unary(node, Op::Ext(ExtOp::Lrn(lrn)))
             }
@@ -411,7 +428,7 @@ impl<'a> Importer<'a> {
             "Softmax" => {
                 let (x, rank) = self.activation(node, 0)?;
                 let default = if self.opset >= 13 { -1 } else { 1 };
-                let ax = axis(node.int("axis", default), rank).map_err(|e| node.invalid(e))?;
+                let ax = axis(node.int("axis", default)?, rank).map_err(|e| node.invalid(e))?;
                 if ax != 1 && !(rank == 4 && self.shapes[x][2] * self.shapes[x][3] == 1) {
                     return Err(node.unsupported(format!("softmax over axis {ax} (only over channels)")));
                 }

@@ -66,7 +66,7 @@ impl Importer<'_> {
     }
 
     pub(super) fn pad(&mut self, node: &NodeRef) -> Result<Value> {
-        let mode = node.string("mode").unwrap_or_else(|| "constant".into());
+        let mode = node.string("mode")?.unwrap_or_else(|| "constant".into());
         if mode != "constant" {
             return Err(node.unsupported(format!("mode '{mode}' (only constant padding)")));
         }
@@ -95,7 +95,7 @@ impl Importer<'_> {
             };
             (pads, value)
         } else {
-            (node.ints("pads").unwrap_or_default(), node.float("value", 0.0))
+            (node.ints("pads")?.unwrap_or_default(), node.float("value", 0.0)?)
         };
         let p: [i64; 8] = pads
             .as_slice()
@@ -124,7 +124,7 @@ impl Importer<'_> {
         let dims = self.dims(&src);
         let target: Vec<usize> = match node.op() {
             "Flatten" => {
-                let ax = axis(node.int("axis", 1), dims.len() + 1).map_err(|e| node.invalid(e))?;
+                let ax = axis(node.int("axis", 1)?, dims.len() + 1).map_err(|e| node.invalid(e))?;
                 vec![dims[..ax].iter().product(), dims[ax..].iter().product()]
             }
             "Reshape" => {
@@ -136,16 +136,27 @@ impl Importer<'_> {
                 resolve_reshape(&dims, &t).map_err(|e| node.unsupported(e))?
             }
             "Squeeze" | "Unsqueeze" => {
-                let axes = match self.optional_constant(node, 1)? {
+                let mut axes = match self.optional_constant(node, 1)? {
                     Some(a) => a.to_i64(),
-                    None => node.ints("axes").unwrap_or_default(),
+                    None => node.ints("axes")?.unwrap_or_default(),
                 };
+                // `x.squeeze()` (no axes) squeezes every axis of size 1; the batch, folded as 1
+                // here, is not one of them.
+                if axes.is_empty() && node.op() == "Squeeze" {
+                    axes = (1..dims.len())
+                        .filter(|&k| dims[k] == 1)
+                        .map(|k| k as i64)
+                        .collect();
+                    if axes.is_empty() {
+                        return self.unary(node, Op::Identity);
+                    }
+                }
                 crate::fold::squeeze_dims(&dims, &axes, node.op() == "Unsqueeze")
                     .map_err(|e| node.invalid(e))?
             }
             _ => {
                 let perm = node
-                    .ints("perm")
+                    .ints("perm")?
                     .unwrap_or_else(|| (0..dims.len() as i64).rev().collect());
                 let from_nhwc_input = self.nhwc_input.as_deref() == node.input(0) && perm == [0, 3, 1, 2];
                 if !from_nhwc_input && perm.iter().enumerate().any(|(k, &p)| p != k as i64) {
@@ -180,7 +191,7 @@ impl Importer<'_> {
         let (x, rank) = self.activation(node, 0)?;
         let axes = match self.optional_constant(node, 1)? {
             Some(a) => a.to_i64(),
-            None => node.ints("axes").unwrap_or_default(),
+            None => node.ints("axes")?.unwrap_or_default(),
         };
         let mut axes: Vec<usize> = axes
             .iter()
@@ -196,7 +207,7 @@ impl Importer<'_> {
         let id = self.push(node.name.clone(), Op::GlobalAvgPool, &[x])?;
         Ok(Value::Node {
             id,
-            rank: if node.int("keepdims", 1) != 0 { 4 } else { 2 },
+            rank: if node.flag("keepdims", true)? { 4 } else { 2 },
         })
     }
 
@@ -209,7 +220,7 @@ impl Importer<'_> {
             ids.push(id);
             rank = r;
         }
-        let ax = axis(node.int("axis", 1), rank).map_err(|e| node.invalid(e))?;
+        let ax = axis(node.int("axis", 1)?, rank).map_err(|e| node.invalid(e))?;
         if ax != 1 {
             return Err(node.unsupported(format!(
                 "concatenating activations along axis {ax} (only channels)"
