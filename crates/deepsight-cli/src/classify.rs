@@ -31,14 +31,21 @@ pub struct Args {
     batch_size: usize,
 }
 
-/// Reads the `input` tensor of a safetensors file as `[N, C, H, W]`.
+/// Reads the `input` tensor of a safetensors file as `[N, C, H, W]`: float values, all finite,
+/// at least one image.
 pub fn read_input_tensor(path: &Path, device: &deepsight_runtime::Device) -> Result<Tensor<4>> {
     let w = Weights::from_safetensors(path)?;
     let Some(t) = w.tensors.get("input") else {
+        if let Some(dtype) = w.skipped.get("input") {
+            bail!(
+                "'{}': tensor 'input' is of type {dtype}; it must hold floats (F32, F64, F16 or BF16)",
+                path.display()
+            );
+        }
         bail!(
             "'{}': no tensor named 'input' (found: {:?})",
             path.display(),
-            w.tensors.keys().collect::<Vec<_>>()
+            w.tensors.keys().chain(w.skipped.keys()).collect::<Vec<_>>()
         );
     };
     let [n, c, h, wd] = t.shape[..] else {
@@ -48,14 +55,29 @@ pub fn read_input_tensor(path: &Path, device: &deepsight_runtime::Device) -> Res
             t.shape
         );
     };
+    if n == 0 {
+        bail!(
+            "'{}': tensor 'input' holds no image (shape {:?})",
+            path.display(),
+            t.shape
+        );
+    }
+    if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+        let bad = t.data.iter().filter(|v| !v.is_finite()).count();
+        bail!(
+            "'{}': tensor 'input' holds {bad} values that are not finite numbers (the first, {}, at index {i})",
+            path.display(),
+            t.data[i]
+        );
+    }
     Ok(Tensor::from_data(
         TensorData::new(t.data.clone(), [n, c, h, wd]),
         device,
     ))
 }
 
-/// `(image path, label)` pairs of a labels file.
-fn read_labels(path: &Path) -> Result<Vec<(PathBuf, usize)>> {
+/// `(image path, label, line number)` of a labels file.
+fn read_labels(path: &Path) -> Result<Vec<(PathBuf, usize, usize)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read '{}'", path.display()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     text.lines()
@@ -70,19 +92,26 @@ fn read_labels(path: &Path) -> Result<Vec<(PathBuf, usize)>> {
                 )
             };
             let (file, label) = l.rsplit_once(',').ok_or_else(bad)?;
-            Ok((dir.join(file.trim()), label.trim().parse().map_err(|_| bad())?))
+            Ok((
+                dir.join(file.trim()),
+                label.trim().parse().map_err(|_| bad())?,
+                i + 1,
+            ))
         })
         .collect()
 }
 
 pub fn run(mut a: Args) -> Result<()> {
-    let labels = match &a.labels {
+    let (labels, lines) = match &a.labels {
         Some(path) => {
-            let pairs = read_labels(path)?;
-            a.images = pairs.iter().map(|p| p.0.clone()).collect();
-            Some(pairs.into_iter().map(|p| p.1).collect::<Vec<_>>())
+            let rows = read_labels(path)?;
+            a.images = rows.iter().map(|p| p.0.clone()).collect();
+            (
+                Some(rows.iter().map(|p| p.1).collect::<Vec<_>>()),
+                rows.iter().map(|p| p.2).collect(),
+            )
         }
-        None => None,
+        None => (None, Vec::new()),
     };
     if a.images.is_empty() && a.tensor.is_none() {
         bail!("nothing to classify: give image files or --tensor FILE");
@@ -92,20 +121,35 @@ pub fn run(mut a: Args) -> Result<()> {
     }
     let loaded = a.model.load()?;
     let model = &loaded.model;
+    let k = model.num_classes();
+    if a.top > k {
+        bail!("--top {}: the model has {k} classes", a.top);
+    }
+    if let (Some(labels), Some(path)) = (&labels, &a.labels)
+        && let Some(i) = labels.iter().position(|&l| l >= k)
+    {
+        bail!(
+            "'{}' line {}: label {} is out of range: the model has {k} classes (0..={})",
+            path.display(),
+            lines[i],
+            labels[i],
+            k - 1
+        );
+    }
     let device = model.device();
     let (inputs, logits): (Vec<String>, Vec<Vec<f32>>) = if let Some(path) = &a.tensor {
         let x = read_input_tensor(path, &device)?;
         let n = x.dims()[0];
         let logits = model.logits(x).with_context(|| format!("'{}'", path.display()))?;
         let names = (0..n).map(|i| format!("{}[{i}]", path.display())).collect();
-        (names, rows(logits))
+        (names, rows(logits)?)
     } else {
         let pipeline = loaded.pipeline;
         let mut all = Vec::new();
         for chunk in a.images.chunks(a.batch_size) {
             let paths: Vec<&Path> = chunk.iter().map(|p| p.as_path()).collect();
             let x = pipeline.load_batch(&paths, &device)?;
-            all.extend(rows(model.logits(x)?));
+            all.extend(rows(model.logits(x)?)?);
         }
         (a.images.iter().map(|p| p.display().to_string()).collect(), all)
     };
@@ -176,8 +220,9 @@ pub fn run(mut a: Args) -> Result<()> {
     Ok(())
 }
 
-fn rows(logits: Tensor<2>) -> Vec<Vec<f32>> {
+fn rows(logits: Tensor<2>) -> Result<Vec<Vec<f32>>> {
     let [n, k] = logits.dims();
     let v = deepsight_runtime::to_vec(logits);
-    (0..n).map(|i| v[i * k..(i + 1) * k].to_vec()).collect()
+    deepsight_pipeline::finite_scores(&v, k)?;
+    Ok((0..n).map(|i| v[i * k..(i + 1) * k].to_vec()).collect())
 }

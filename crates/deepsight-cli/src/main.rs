@@ -37,6 +37,14 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The most pixels an image may have, decoded or resized (a decompression bomb is refused
+    /// from its header before any pixel is decoded).
+    #[arg(long, global = true, value_name = "PIXELS", default_value_t = deepsight_runtime::limits::DEFAULT_MAX_PIXELS, value_parser = clap::value_parser!(u64).range(1..))]
+    max_pixels: u64,
+    /// The most memory one tensor (a layer's activation, a constant of a model file) may take,
+    /// in GiB: checked before it is allocated.
+    #[arg(long, global = true, value_name = "GIB", default_value_t = 2.0)]
+    max_tensor_gib: f64,
 }
 
 #[derive(Subcommand)]
@@ -66,6 +74,18 @@ enum Command {
     Serve(serve::Args),
 }
 
+/// A clap usage error as one line: its message with the lines that complete it (the missing
+/// arguments of "required arguments were not provided" are listed on lines of their own),
+/// without the usage and tip paragraphs.
+fn usage_line(text: &str) -> String {
+    text.lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.trim_start().starts_with("tip:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -76,16 +96,19 @@ fn main() -> ExitCode {
         }
         // A usage error: one line, like every other error.
         Err(e) => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("error: invalid arguments")
-                .trim_end();
-            eprintln!("{first} (see deepsight --help)");
+            eprintln!("{} (see deepsight --help)", usage_line(&e.to_string()));
             return ExitCode::from(2);
         }
     };
+    if !(cli.max_tensor_gib.is_finite() && cli.max_tensor_gib > 0.0) {
+        eprintln!(
+            "error: --max-tensor-gib {}: must be a positive number",
+            cli.max_tensor_gib
+        );
+        return ExitCode::from(2);
+    }
+    deepsight_runtime::limits::set_max_pixels(cli.max_pixels);
+    deepsight_runtime::limits::set_max_tensor_bytes((cli.max_tensor_gib * (1u64 << 30) as f64) as u64);
     let result = match cli.command {
         Command::Explain(a) => explain::run(a),
         Command::Methods(a) => methods::run(a),

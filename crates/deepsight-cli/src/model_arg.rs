@@ -38,6 +38,10 @@ fn parse_size(s: &str) -> Result<[usize; 2], String> {
 
 impl ModelArgs {
     pub fn source(&self) -> Result<ModelSource> {
+        if let Some([h, w]) = self.input_size {
+            deepsight_runtime::limits::check_pixels("--input-size", w as u64, h as u64)
+                .map_err(anyhow::Error::msg)?;
+        }
         if let Some(arch) = Arch::from_name(&self.model) {
             if let Some(a) = &self.arch
                 && a != &self.model

@@ -7,6 +7,9 @@ pub enum ModelError {
     /// A file that could not be read.
     #[error("cannot read '{path}': {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// A file that could not be written (nothing is left behind).
+    #[error("cannot write '{path}': {source}")]
+    Write { path: PathBuf, source: std::io::Error },
     /// A file whose content is not what it should be.
     #[error("'{path}': {reason}")]
     Invalid { path: PathBuf, reason: String },

@@ -4,7 +4,8 @@ use crate::error::{ModelError, Result};
 use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, creating
+/// the folder if it is missing.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -15,11 +16,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let io = |source| ModelError::Io {
+    let io = |source| ModelError::Write {
         path: path.to_path_buf(),
         source,
     };
     let result = (|| {
+        // The folder appears with its first file: a run refused halfway leaves no empty folder.
+        std::fs::create_dir_all(dir)?;
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;

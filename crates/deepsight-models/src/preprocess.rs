@@ -2,7 +2,7 @@
 
 use crate::error::{ModelError, Result};
 use crate::resample::{Filter, resize_rgb8};
-use deepsight_runtime::{Device, Tensor, TensorData};
+use deepsight_runtime::{Device, Tensor, TensorData, limits};
 use std::path::Path;
 
 /// How the image is brought to the model's input size.
@@ -125,63 +125,163 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     })
 }
 
+/// How libjpeg-turbo fared with a JPEG.
+enum Jpeg {
+    Decoded(RgbImage),
+    /// The data ended before libjpeg reached the end-of-image marker: libjpeg would have filled
+    /// the rest of the image with grey and only warned.
+    Truncated,
+    /// libjpeg refused the file (a fatal error: corrupt headers, CMYK it cannot convert).
+    Refused,
+}
+
+/// Zero bytes appended to a JPEG before libjpeg reads it: a decoder that reached the real
+/// end-of-image marker leaves them unread, one that ran out of data has read them all.
+const JPEG_PAD: usize = 16;
+
 /// JPEG through libjpeg-turbo's decoder (as vendored by `mozjpeg`): the same IDCT and chroma
 /// upsampling as Pillow, so the pixels are bit-identical to what PyTorch pipelines see (the pure
-/// Rust decoders differ by up to 4 grey levels). `None` when libjpeg refuses the file.
-fn decode_jpeg(bytes: &[u8]) -> Option<RgbImage> {
-    std::panic::catch_unwind(|| {
-        let d = mozjpeg::Decompress::new_mem(bytes).ok()?;
-        let mut img = d.rgb().ok()?;
+/// Rust decoders differ by up to 4 grey levels). Like Pillow ("image file is truncated"), a file
+/// that ends before its end-of-image marker is refused, not decoded with a grey remainder.
+fn decode_jpeg(bytes: &[u8]) -> std::result::Result<Jpeg, String> {
+    let mut padded = Vec::with_capacity(bytes.len() + JPEG_PAD);
+    padded.extend_from_slice(bytes);
+    padded.extend_from_slice(&[0; JPEG_PAD]);
+    let decoded = std::panic::catch_unwind(|| -> std::result::Result<Option<Jpeg>, String> {
+        let Ok(d) = mozjpeg::Decompress::new_mem(&padded) else {
+            return Ok(None);
+        };
+        limits::check_pixels("the image", d.width() as u64, d.height() as u64)?;
+        let Ok(mut img) = d.rgb() else {
+            return Ok(None);
+        };
         let (width, height) = (img.width(), img.height());
-        let rows: Vec<[u8; 3]> = img.read_scanlines().ok()?;
-        img.finish().ok()?;
-        let pixels: Vec<u8> = rows.into_iter().flatten().collect();
-        (pixels.len() == width * height * 3).then_some(RgbImage {
-            width,
-            height,
-            pixels,
-        })
-    })
-    .ok()
-    .flatten()
-}
-
-/// The most pixels an image may have; a larger one is refused from its header, before any pixel
-/// is decoded (a decompression bomb: a few kilobytes of PNG that claim 100000x100000).
-pub const MAX_PIXELS: u64 = 128 * 1024 * 1024;
-
-/// Refuses a `width x height` image over [`MAX_PIXELS`].
-fn check_pixels(width: u64, height: u64) -> std::result::Result<(), String> {
-    let n = width * height;
-    if n > MAX_PIXELS {
-        return Err(format!(
-            "the image is {width}x{height} = {n} pixels, more than the limit of {MAX_PIXELS} (128 Mpx)"
-        ));
+        let Ok(pixels) = img.read_scanlines::<u8>() else {
+            return Ok(None);
+        };
+        let Ok(rest) = img.finish_into_inner() else {
+            return Ok(None);
+        };
+        if rest.len() < JPEG_PAD {
+            return Ok(Some(Jpeg::Truncated));
+        }
+        Ok(
+            (pixels.len() == width * height * 3).then_some(Jpeg::Decoded(RgbImage {
+                width,
+                height,
+                pixels,
+            })),
+        )
+    });
+    match decoded {
+        Ok(r) => Ok(r?.unwrap_or(Jpeg::Refused)),
+        Err(_) => Ok(Jpeg::Refused),
     }
-    Ok(())
 }
 
-/// Decodes image bytes into RGB8, refusing images over [`MAX_PIXELS`] by their header.
-pub fn decode_rgb(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+/// The widest pixel a decoder may hold before the conversion to RGB8: 16-bit RGBA. The image
+/// crate's `max_alloc` is the pixel budget times this, so a 16-bit image at the full budget
+/// still decodes while a float one is held to half of it.
+const DECODE_BYTES_PER_PIXEL: u64 = 8;
+
+/// The image crate's own decoder limits, from the process budget
+/// ([`limits::max_pixels`]): no side and no allocation beyond what that many pixels need.
+fn decoder_limits() -> image::Limits {
+    let max = limits::max_pixels();
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(u32::try_from(max).unwrap_or(u32::MAX));
+    l.max_image_height = Some(u32::try_from(max).unwrap_or(u32::MAX));
+    l.max_alloc = Some(max.saturating_mul(DECODE_BYTES_PER_PIXEL));
+    l
+}
+
+fn reader(bytes: &[u8]) -> std::result::Result<image::ImageReader<std::io::Cursor<&[u8]>>, String> {
+    let mut r = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
-    if let Ok((w, h)) = reader.into_dimensions() {
-        check_pixels(w as u64, h as u64)?;
+    r.limits(decoder_limits());
+    Ok(r)
+}
+
+/// Decodes image bytes into RGB8. An image over the pixel budget
+/// ([`deepsight_runtime::limits::check_pixels`]) is refused by its header, before any pixel is
+/// decoded (a decompression bomb: a few kilobytes of PNG that claim 100000x100000), and the
+/// decoders themselves run under limits derived from that budget. Truncated or corrupt data is
+/// an error.
+pub fn decode_rgb(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
+    if let Ok((w, h)) = reader(bytes)?.into_dimensions() {
+        limits::check_pixels("the image", w as u64, h as u64)?;
     }
-    if bytes.starts_with(&[0xff, 0xd8])
-        && let Some(img) = decode_jpeg(bytes)
-    {
-        return Ok(img);
+    if bytes.starts_with(&[0xff, 0xd8]) {
+        match decode_jpeg(bytes)? {
+            Jpeg::Decoded(img) => return Ok(img),
+            Jpeg::Truncated => {
+                return Err(
+                    "the image is truncated (the JPEG data ends before its end-of-image marker)".into(),
+                );
+            }
+            // libjpeg refused it (e.g. CMYK): the image crate's decoder may read it, but not
+            // without its end marker.
+            Jpeg::Refused if !bytes.windows(2).any(|w| w == [0xff, 0xd9]) => {
+                return Err("the image is truncated (the JPEG data has no end-of-image marker)".into());
+            }
+            Jpeg::Refused => {}
+        }
     }
-    let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
-    let rgb = img.to_rgb8();
+    let img = reader(bytes)?.decode().map_err(|e| e.to_string())?;
+    let rgb = img.into_rgb8();
     let (w, h) = rgb.dimensions();
+    if w == 0 || h == 0 {
+        return Err(format!("the image is empty ({w}x{h} pixels)"));
+    }
     Ok(RgbImage {
         width: w as usize,
         height: h as usize,
         pixels: rgb.into_raw(),
     })
+}
+
+/// Refuses an image whose pixel buffer does not match its size, or that has no pixels.
+fn check_image(img: &RgbImage) -> Result<()> {
+    let want = img.width.checked_mul(img.height).and_then(|n| n.checked_mul(3));
+    if img.width == 0 || img.height == 0 || want != Some(img.pixels.len()) {
+        return Err(ModelError::Format(format!(
+            "the image is {}x{} pixels with {} values: nothing to resize",
+            img.width,
+            img.height,
+            img.pixels.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Resizes under the pixel budget: the horizontal pass's intermediate (`out_w x h`) and the
+/// result (`out_w x out_h`) are checked before either is allocated.
+fn budgeted_resize(img: &RgbImage, out_w: usize, out_h: usize, filter: Filter) -> Result<Vec<u8>> {
+    let budget = |what: &str, w: usize, h: usize| {
+        limits::check_pixels(what, w as u64, h as u64).map_err(ModelError::Format)
+    };
+    budget("the resized image", out_w, out_h)?;
+    if out_w != img.width {
+        budget(
+            "the resize's intermediate image (new width, old height)",
+            out_w,
+            img.height,
+        )?;
+    }
+    if out_w == 0 || out_h == 0 {
+        return Err(ModelError::Format(format!(
+            "cannot resize to {out_w}x{out_h} pixels"
+        )));
+    }
+    Ok(resize_rgb8(
+        &img.pixels,
+        img.width,
+        img.height,
+        out_w,
+        out_h,
+        filter,
+    ))
 }
 
 impl Preprocess {
@@ -193,38 +293,44 @@ impl Preprocess {
         }
     }
 
-    /// Resizes (and crops) an image to the model's input size, still as RGB8.
-    pub fn resize(&self, img: &RgbImage) -> RgbImage {
+    /// Resizes (and crops) an image to the model's input size, still as RGB8. Refused (before
+    /// anything is allocated) where an intermediate image would exceed the pixel budget: a 1x60000
+    /// PNG's shorter side to 256 would be 256x15360000.
+    pub fn resize(&self, img: &RgbImage) -> Result<RgbImage> {
+        check_image(img)?;
         match self.resize {
-            Resize::Exact { size: [h, w], filter } => RgbImage {
+            Resize::Exact { size: [h, w], filter } => Ok(RgbImage {
                 width: w,
                 height: h,
-                pixels: resize_rgb8(&img.pixels, img.width, img.height, w, h, filter),
-            },
+                pixels: budgeted_resize(img, w, h, filter)?,
+            }),
             Resize::ShorterThenCrop {
                 shorter,
                 crop: [ch, cw],
                 filter,
             } => {
                 let (w, h) = (img.width, img.height);
-                let (nw, nh) = if w <= h {
-                    (shorter, shorter * h / w)
-                } else {
-                    (shorter * w / h, shorter)
+                let scaled = |long: usize, short: usize| {
+                    usize::try_from(shorter as u128 * long as u128 / short as u128).unwrap_or(usize::MAX)
                 };
-                let resized = resize_rgb8(&img.pixels, w, h, nw, nh, filter);
+                let (nw, nh) = if w <= h {
+                    (shorter, scaled(h, w))
+                } else {
+                    (scaled(w, h), shorter)
+                };
+                let resized = budgeted_resize(img, nw, nh, filter)?;
                 let top = ((nh.saturating_sub(ch)) as f64 / 2.0).round() as usize;
                 let left = ((nw.saturating_sub(cw)) as f64 / 2.0).round() as usize;
-                let mut pixels = Vec::with_capacity(ch * cw * 3);
+                let mut pixels = Vec::with_capacity(ch.min(nh) * cw.min(nw) * 3);
                 for y in 0..ch.min(nh) {
                     let row = (top + y) * nw * 3;
                     pixels.extend_from_slice(&resized[row + left * 3..row + (left + cw.min(nw)) * 3]);
                 }
-                RgbImage {
+                Ok(RgbImage {
                     width: cw.min(nw),
                     height: ch.min(nh),
                     pixels,
-                }
+                })
             }
         }
     }
@@ -283,7 +389,8 @@ impl Preprocess {
         let [h, w] = self.size();
         let mut data = Vec::with_capacity(paths.len() * 3 * h * w);
         for p in paths {
-            data.extend(self.normalise(&self.resize(&load_rgb(p)?)));
+            let resized = self.resize(&load_rgb(p)?).map_err(|e| e.at(p))?;
+            data.extend(self.normalise(&resized));
         }
         Ok(Tensor::from_data(
             TensorData::new(data, [paths.len(), 3, h, w]),

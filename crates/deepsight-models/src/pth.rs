@@ -7,7 +7,7 @@
 //! `num_batches_tracked`) are not weights and are skipped.
 
 use crate::error::{ModelError, Result};
-use crate::pickle::{StorageType, TensorRecord, Value, unpickle};
+use crate::pickle::{MAX_DEPTH, Pickle, StorageType, TensorRecord, Value, unpickle};
 use crate::weights::{WeightTensor, Weights};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -43,41 +43,48 @@ fn parse_legacy(bytes: &[u8]) -> Result<Weights> {
         refused @ ModelError::UnsafePickle(_) => refused,
         _ => fmt("not a PyTorch weight file (no pickle header)"),
     })?;
-    if magic != Value::BigInt(LEGACY_MAGIC.to_vec()) {
+    if !matches!(magic.root(), Value::BigInt(b) if b[..] == LEGACY_MAGIC) {
         return Err(fmt("not a PyTorch weight file (wrong magic number)"));
     }
     unpickle(bytes, &mut pos)?; // protocol version
     unpickle(bytes, &mut pos)?; // system info
     let root = unpickle(bytes, &mut pos)?;
-    let Value::List(keys) = unpickle(bytes, &mut pos)? else {
+    let keys = unpickle(bytes, &mut pos)?;
+    let Value::List(key_ids) = keys.root() else {
         return Err(fmt("storage key list missing"));
     };
-    let records = state_dict(root)?;
+    let records = state_dict(&root)?;
     let mut dtypes: HashMap<&str, StorageType> = HashMap::new();
     for r in records.values() {
         dtypes.insert(&r.key, r.dtype);
     }
     let mut storages: HashMap<String, &[u8]> = HashMap::new();
-    for key in keys {
-        let Value::Str(key) = key else {
+    for &id in key_ids {
+        let Value::Str(key) = keys.get(id) else {
             return Err(fmt("storage key is not a string"));
         };
         let elem = dtypes.get(key.as_str()).map_or(1, |d| d.size());
-        let header = bytes
-            .get(pos..pos + 8)
+        let header = pos
+            .checked_add(8)
+            .and_then(|end| bytes.get(pos..end))
             .ok_or_else(|| fmt(format!("truncated at storage '{key}'")))?;
-        let numel = u64::from_le_bytes(header.try_into().expect("8 bytes")) as usize;
-        let len = numel
-            .checked_mul(elem)
+        let numel = u64::from_le_bytes(header.try_into().map_err(|_| fmt("truncated"))?);
+        let len = usize::try_from(numel)
+            .ok()
+            .and_then(|n| n.checked_mul(elem))
             .ok_or_else(|| fmt("storage size overflows"))?;
-        let data = bytes
-            .get(pos + 8..pos + 8 + len)
+        let data = (pos + 8)
+            .checked_add(len)
+            .and_then(|end| bytes.get(pos + 8..end))
             .ok_or_else(|| fmt(format!("truncated: storage '{key}' needs {len} bytes")))?;
-        storages.insert(key, data);
+        storages.insert(key.clone(), data);
         pos += 8 + len;
     }
     build(records, &storages)
 }
+
+/// The most bytes `data.pkl` may decompress to (a real one is kilobytes).
+const MAX_PICKLE_BYTES: u64 = 256 << 20;
 
 fn parse_zip(bytes: &[u8]) -> Result<Weights> {
     use std::io::Read;
@@ -89,19 +96,32 @@ fn parse_zip(bytes: &[u8]) -> Result<Weights> {
         .find(|n| n.ends_with("data.pkl"))
         .ok_or_else(|| fmt("no data.pkl in the archive"))?;
     let prefix = pkl.trim_end_matches("data.pkl").to_string();
-    let mut read = |name: &str| -> Result<Vec<u8>> {
-        let mut f = archive.by_name(name).map_err(bad)?;
+    // Every entry is read under a cap, whatever its header claims: a deflated entry of a few
+    // kilobytes can inflate to gigabytes. The storages together are held to the tensor budget.
+    let mut budget = deepsight_runtime::limits::max_tensor_bytes();
+    let mut read = |name: &str, cap: u64| -> Result<Vec<u8>> {
+        let f = archive.by_name(name).map_err(bad)?;
         let mut v = Vec::new();
-        f.read_to_end(&mut v)
+        f.take(cap.saturating_add(1))
+            .read_to_end(&mut v)
             .map_err(|e| fmt(format!("reading '{name}': {e}")))?;
+        if v.len() as u64 > cap {
+            return Err(fmt(format!(
+                "'{name}' decompresses to more than {:.1} MiB, beyond the limit \
+                 (raise it with --max-tensor-gib)",
+                cap as f64 / (1u64 << 20) as f64
+            )));
+        }
         Ok(v)
     };
-    let pickle = read(pkl)?;
-    let records = state_dict(unpickle(&pickle, &mut 0)?)?;
+    let pickle = read(pkl, MAX_PICKLE_BYTES)?;
+    let records = state_dict(&unpickle(&pickle, &mut 0)?)?;
     let mut owned: HashMap<String, Vec<u8>> = HashMap::new();
     for r in records.values() {
         if !owned.contains_key(&r.key) {
-            owned.insert(r.key.clone(), read(&format!("{prefix}data/{}", r.key))?);
+            let data = read(&format!("{prefix}data/{}", r.key), budget)?;
+            budget -= data.len() as u64;
+            owned.insert(r.key.clone(), data);
         }
     }
     let storages = owned.iter().map(|(k, v)| (k.clone(), v.as_slice())).collect();
@@ -109,20 +129,31 @@ fn parse_zip(bytes: &[u8]) -> Result<Weights> {
 }
 
 /// The `name -> tensor record` pairs of a state dict (or of `{"state_dict": ...}`).
-fn state_dict(root: Value) -> Result<BTreeMap<String, TensorRecord>> {
-    let Value::Dict(items) = root else {
+fn state_dict(p: &Pickle) -> Result<BTreeMap<String, TensorRecord>> {
+    let Value::Dict(items) = p.root() else {
         return Err(fmt("the pickle holds no state dict"));
     };
-    if let [(Value::Str(k), inner @ Value::Dict(_))] = items.as_slice()
-        && (k == "state_dict" || k == "model")
-    {
-        return state_dict(inner.clone());
+    let mut items: &[(u32, u32)] = items;
+    // `{"state_dict": {...}}` (or "model"), followed without recursion: a dict that holds
+    // itself this way is refused, not followed forever.
+    for level in 0.. {
+        let [(k, inner)] = items else { break };
+        let (Value::Str(k), Value::Dict(inner)) = (p.get(*k), p.get(*inner)) else {
+            break;
+        };
+        if k != "state_dict" && k != "model" {
+            break;
+        }
+        if level >= MAX_DEPTH {
+            return Err(fmt(format!("the pickle nests deeper than {MAX_DEPTH} levels")));
+        }
+        items = inner;
     }
     let mut out = BTreeMap::new();
-    for (k, v) in items {
-        match (k, v) {
+    for &(k, v) in items {
+        match (p.get(k), p.get(v)) {
             (Value::Str(name), Value::Tensor(t)) => {
-                out.insert(name, t);
+                out.insert(name.clone(), (**t).clone());
             }
             (Value::Str(_), _) => {} // non-tensor entries (hyper-parameters) are not weights
             _ => return Err(fmt("state dict key is not a string")),
@@ -160,6 +191,14 @@ fn build(records: BTreeMap<String, TensorRecord>, storages: &HashMap<String, &[u
                     r.size
                 ))
             })?;
+        let past = || fmt(format!("tensor '{name}' reaches past its storage"));
+        if r.size.len() != r.stride.len() {
+            return Err(fmt(format!(
+                "tensor '{name}' has {} sizes but {} strides",
+                r.size.len(),
+                r.stride.len()
+            )));
+        }
         let contiguous = r
             .size
             .iter()
@@ -167,9 +206,9 @@ fn build(records: BTreeMap<String, TensorRecord>, storages: &HashMap<String, &[u
             .rev()
             .try_fold(1usize, |want, (&d, &st)| (d == 1 || st == want).then(|| want * d));
         if contiguous.is_some() {
-            let bytes = raw
-                .get(r.offset * elem..(r.offset + numel) * elem)
-                .ok_or_else(|| fmt(format!("tensor '{name}' reaches past its storage")))?;
+            let start = r.offset.checked_mul(elem).ok_or_else(past)?;
+            let end = r.offset.checked_add(numel).and_then(|e| e.checked_mul(elem));
+            let bytes = end.and_then(|end| raw.get(start..end)).ok_or_else(past)?;
             let data = bytes.chunks_exact(elem).map(|b| element(r.dtype, b)).collect();
             tensors.insert(name, WeightTensor { shape: r.size, data });
             continue;
@@ -177,10 +216,18 @@ fn build(records: BTreeMap<String, TensorRecord>, storages: &HashMap<String, &[u
         let mut data = Vec::with_capacity(numel);
         let mut index = vec![0usize; r.size.len()];
         for _ in 0..numel {
-            let at = r.offset + index.iter().zip(&r.stride).map(|(i, s)| i * s).sum::<usize>();
-            let b = raw
-                .get(at * elem..(at + 1) * elem)
-                .ok_or_else(|| fmt(format!("tensor '{name}' reaches past its storage")))?;
+            let at = index
+                .iter()
+                .zip(&r.stride)
+                .try_fold(r.offset, |acc, (i, s)| {
+                    i.checked_mul(*s).and_then(|x| acc.checked_add(x))
+                })
+                .and_then(|at| at.checked_mul(elem))
+                .ok_or_else(past)?;
+            let b = at
+                .checked_add(elem)
+                .and_then(|end| raw.get(at..end))
+                .ok_or_else(past)?;
             data.push(element(r.dtype, b));
             for d in (0..index.len()).rev() {
                 index[d] += 1;
@@ -192,5 +239,8 @@ fn build(records: BTreeMap<String, TensorRecord>, storages: &HashMap<String, &[u
         }
         tensors.insert(name, WeightTensor { shape: r.size, data });
     }
-    Ok(Weights { tensors })
+    Ok(Weights {
+        tensors,
+        ..Default::default()
+    })
 }

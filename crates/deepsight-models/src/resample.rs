@@ -73,7 +73,8 @@ fn clip8(v: i64) -> u8 {
 /// Resizes an interleaved RGB8 image `[h, w, 3]` to `[out_h, out_w, 3]`: horizontal pass first,
 /// then vertical, each skipped when its size does not change, rounding to 8 bits in between.
 pub fn resize_rgb8(src: &[u8], w: usize, h: usize, out_w: usize, out_h: usize, filter: Filter) -> Vec<u8> {
-    let mut cur = src.to_vec();
+    // The source is only read: borrowed, not copied (at 100 megapixels, a copy is 300 MB).
+    let mut cur = std::borrow::Cow::Borrowed(src);
     let mut cw = w;
     if out_w != w {
         let coef = coefficients(w, out_w, filter);
@@ -90,7 +91,7 @@ pub fn resize_rgb8(src: &[u8], w: usize, h: usize, out_w: usize, out_h: usize, f
                 }
             }
         }
-        cur = next;
+        cur = std::borrow::Cow::Owned(next);
         cw = out_w;
     }
     if out_h != h {
@@ -105,9 +106,9 @@ pub fn resize_rgb8(src: &[u8], w: usize, h: usize, out_w: usize, out_h: usize, f
                 next[yy * cw * 3 + x] = clip8(acc);
             }
         }
-        cur = next;
+        cur = std::borrow::Cow::Owned(next);
     }
-    cur
+    cur.into_owned()
 }
 
 #[cfg(test)]

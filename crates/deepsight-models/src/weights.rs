@@ -16,6 +16,9 @@ pub struct WeightTensor {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Weights {
     pub tensors: BTreeMap<String, WeightTensor>,
+    /// Tensors of the file that were not read, by name: their type (`I64`, `BOOL`, ...), so that
+    /// a message can say why a name is missing.
+    pub skipped: BTreeMap<String, String>,
 }
 
 impl Weights {
@@ -33,7 +36,7 @@ impl Weights {
         use safetensors::Dtype;
         let st = safetensors::SafeTensors::deserialize(bytes)
             .map_err(|e| ModelError::Format(format!("not a valid safetensors file: {e}")))?;
-        let mut tensors = BTreeMap::new();
+        let (mut tensors, mut skipped) = (BTreeMap::new(), BTreeMap::new());
         for (name, view) in st.tensors() {
             let raw = view.data();
             let data: Vec<f32> = match view.dtype() {
@@ -53,7 +56,10 @@ impl Weights {
                     .chunks_exact(2)
                     .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
                     .collect(),
-                _ => continue,
+                other => {
+                    skipped.insert(name.to_string(), format!("{other:?}"));
+                    continue;
+                }
             };
             tensors.insert(
                 name.to_string(),
@@ -63,7 +69,7 @@ impl Weights {
                 },
             );
         }
-        Ok(Weights { tensors })
+        Ok(Weights { tensors, skipped })
     }
 
     /// Writes every tensor as F32 to a `.safetensors` file, atomically (a temporary file renamed

@@ -17,7 +17,7 @@ fn lite0_preprocessing_is_bit_identical_to_pil() {
         let path = shared()
             .join("data/imagenet-val-1300/data")
             .join(f.as_str().unwrap());
-        ours.extend(pipeline.normalise(&pipeline.resize(&load_rgb(&path).unwrap())));
+        ours.extend(pipeline.normalise(&pipeline.resize(&load_rgb(&path).unwrap()).unwrap()));
     }
     let levels: Vec<i32> = ours
         .iter()

@@ -20,6 +20,11 @@ pub enum PipelineError {
     Runtime(#[from] deepsight_runtime::RuntimeError),
     #[error(transparent)]
     Eval(#[from] deepsight_eval::EvalError),
+    /// Class scores that are not numbers: the weights or the input hold NaN or infinite values.
+    #[error(
+        "the model gave {count} non-finite class scores (NaN or infinity) for image #{image}: its weights or its input hold NaN or infinite values"
+    )]
+    NonFinite { image: usize, count: usize },
     /// The front end cancelled the work.
     #[error("cancelled")]
     Cancelled,

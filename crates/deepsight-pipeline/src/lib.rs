@@ -76,20 +76,24 @@ impl Pipeline {
     }
 
     /// Resized and normalised images as one batch `[N, 3, H, W]` on the model's device.
-    pub fn batch(&self, images: &[RgbImage]) -> Tensor<4> {
+    pub fn batch(&self, images: &[RgbImage]) -> Result<Tensor<4>> {
         let p = &self.loaded.pipeline;
         let [h, w] = p.size();
-        let data: Vec<f32> = images.iter().flat_map(|i| p.normalise(&p.resize(i))).collect();
-        Tensor::from_data(
+        let mut data: Vec<f32> = Vec::with_capacity(images.len() * 3 * h * w);
+        for i in images {
+            data.extend(p.normalise(&p.resize(i)?));
+        }
+        Ok(Tensor::from_data(
             TensorData::new(data, [images.len(), 3, h, w]),
             &self.model().device(),
-        )
+        ))
     }
 
     /// Each image's `k` most probable classes.
     pub fn classify(&self, x: Tensor<4>, k: usize) -> Result<Vec<Vec<ClassScore>>> {
         let classes = self.model().num_classes();
         let logits = to_vec(self.model().logits(x)?);
+        finite_scores(&logits, classes)?;
         Ok(logits
             .chunks(classes)
             .map(|row| {
@@ -110,6 +114,18 @@ impl Pipeline {
     pub fn layers(&self) -> (Vec<deepsight_runtime::LayerInfo>, Option<String>) {
         (self.model().layers(), self.model().default_cam_layer())
     }
+}
+
+/// Refuses class scores that are not all finite (rows of `classes` per image): a probability
+/// of "NaN%" is never shown.
+pub fn finite_scores(logits: &[f32], classes: usize) -> Result<()> {
+    for (image, row) in logits.chunks(classes.max(1)).enumerate() {
+        let count = row.iter().filter(|v| !v.is_finite()).count();
+        if count > 0 {
+            return Err(PipelineError::NonFinite { image, count });
+        }
+    }
+    Ok(())
 }
 
 /// The `k` largest logits as `(index, softmax probability, logit)`, ties by lower index.

@@ -101,14 +101,52 @@ impl Pipeline {
             )?;
         }
         let layers = self.model().layers();
-        for layer in [&request.layer, &request.feature_layer].into_iter().flatten() {
-            if !layers.iter().any(|l| &l.name == layer) {
-                let hint = self.model().default_cam_layer().unwrap_or_default();
+        let flags = [
+            ("layer", &request.layer),
+            ("feature_layer", &request.feature_layer),
+        ];
+        for (flag, layer) in flags.into_iter().filter_map(|(f, l)| Some((f, l.as_ref()?))) {
+            let hint = self.model().default_cam_layer().unwrap_or_default();
+            let Some(info) = layers.iter().find(|l| &l.name == layer) else {
                 return Err(RuntimeError::UnknownLayer {
                     name: layer.clone(),
                     hint,
                 }
                 .into());
+            };
+            // A map over a flat vector has one position: it would be a uniform picture.
+            if info.shape.len() != 4 || info.shape[2] * info.shape[3] < 2 {
+                return Err(PipelineError::invalid(
+                    flag,
+                    format!(
+                        " '{layer}' is a flat layer of shape {:?}: maps need a feature map [N, C, H, W] \
+                         with more than one position (e.g. '{hint}')",
+                        info.shape
+                    ),
+                ));
+            }
+        }
+        if let Some(f) = &request.feature {
+            let hint = self.model().default_cam_layer().unwrap_or_default();
+            let Some(info) = layers.iter().find(|l| l.name == f.layer) else {
+                return Err(RuntimeError::UnknownLayer {
+                    name: f.layer.clone(),
+                    hint,
+                }
+                .into());
+            };
+            let channels = info.shape.get(1).copied().unwrap_or(0);
+            if f.channel >= channels {
+                return Err(PipelineError::invalid(
+                    "feature",
+                    format!(
+                        " {}:{}: layer '{}' has {channels} channels (0..={})",
+                        f.layer,
+                        f.channel,
+                        f.layer,
+                        channels.saturating_sub(1)
+                    ),
+                ));
             }
         }
         let feature = match (&request.feature, &request.feature_layer) {
@@ -167,6 +205,7 @@ impl Pipeline {
             Classes::Given(c) => c.len(),
         };
         let logits = to_vec(model.logits(x.clone())?);
+        crate::finite_scores(&logits, k)?;
         let probabilities: Vec<Vec<f32>> = logits.chunks(k).map(deepsight_eval::adic::softmax).collect();
         let score = |i: usize, c: usize| ClassScore {
             index: c,

@@ -340,6 +340,13 @@ impl Settings {
         let mut copy = Settings::default();
         for (name, v) in self.values() {
             let text = match v {
+                // serde_json writes a NaN or infinite float as null.
+                Value::Null => {
+                    return Err(PipelineError::invalid(
+                        &name,
+                        " must be a finite number (got NaN or infinity)",
+                    ));
+                }
                 Value::String(s) => s,
                 other => other.to_string(),
             };

@@ -25,7 +25,7 @@ fn lite0() -> &'static Pipeline {
 
 fn dog(p: &Pipeline) -> deepsight_runtime::Tensor<4> {
     let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/dog.jpg")).unwrap();
-    p.batch(&[p.decode("dog.jpg", &bytes).unwrap()])
+    p.batch(&[p.decode("dog.jpg", &bytes).unwrap()]).unwrap()
 }
 
 fn request(methods: &[&str]) -> ExplainRequest {

@@ -118,7 +118,7 @@ async fn on_worker<T: Send + 'static>(
 
 fn decode(p: &Pipeline, upload: &Upload) -> Result<deepsight_runtime::Tensor<4>, ApiError> {
     let img = p.decode(&upload.name, &upload.bytes)?;
-    Ok(p.batch(&[img]))
+    Ok(p.batch(&[img])?)
 }
 
 fn top_json(classes: &[deepsight_pipeline::ClassScore]) -> Vec<Value> {

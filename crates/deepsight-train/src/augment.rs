@@ -26,9 +26,14 @@ impl Augmentation {
 
     /// `img` transformed as the preset says, `[3, H, W]` in `[0, 1]`; `rng` draws the crop and
     /// the flip.
-    pub fn apply(&self, img: &RgbImage, eval: &Preprocess, rng: &mut impl Rng) -> Vec<f32> {
+    pub fn apply(
+        &self,
+        img: &RgbImage,
+        eval: &Preprocess,
+        rng: &mut impl Rng,
+    ) -> deepsight_models::Result<Vec<f32>> {
         let out = match *self {
-            Augmentation::Eval => eval.resize(img),
+            Augmentation::Eval => eval.resize(img)?,
             Augmentation::ResizeRandomCropFlip {
                 shorter,
                 crop: [ch, cw],
@@ -67,6 +72,6 @@ impl Augmentation {
                 planes[c * n + i] = px[c] as f32 / 255.0;
             }
         }
-        planes
+        Ok(planes)
     }
 }

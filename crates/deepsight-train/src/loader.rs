@@ -59,7 +59,7 @@ fn make_batch(
         let path = &source.paths[i];
         let img = load_rgb(path)?;
         let mut rng = generator(mix(&[seed, epoch, i as u64]));
-        let planes = augmentation.apply(&img, &source.eval, &mut rng);
+        let planes = augmentation.apply(&img, &source.eval, &mut rng)?;
         if planes.len() != 3 * h * w {
             return Err(TrainError::Data {
                 path: path.clone(),

@@ -427,7 +427,7 @@ pub fn correspondence(
         vec![vec![Vec::with_capacity(per_image); images.len()]; layers.len()];
     let mut dims = vec![0; layers.len()];
     for (i, img) in images.iter().enumerate() {
-        let input = pipeline.normalise(&pipeline.resize(&img.image));
+        let input = pipeline.normalise(&pipeline.resize(&img.image)?);
         let mut inputs = vec![input.clone()];
         inputs.extend(parts.iter().map(|p| occlude(&input, size, input_boxes[i][p])));
         inputs.extend(random[i].iter().flatten().map(|&b| occlude(&input, size, b)));
@@ -567,7 +567,7 @@ impl CorrespondenceReport {
             .iter()
             .enumerate()
             .map(|(i, img)| {
-                let r = pipeline.resize(&img.image);
+                let r = pipeline.resize(&img.image)?;
                 let mut c = Canvas {
                     width: r.width,
                     height: r.height,
@@ -580,12 +580,12 @@ impl CorrespondenceReport {
                     }
                     outline(&mut c, *b, colour, 2);
                 }
-                Panel {
+                Ok(Panel {
                     canvas: c,
                     title: vec![img.name.clone()],
-                }
+                })
             })
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>>>()?;
         let mut legend = Canvas::new(panels.len().min(columns.max(1)) * 230, 14, [255, 255, 255]);
         let mut x = 4;
         for (k, part) in self.input_boxes[0].keys().enumerate() {

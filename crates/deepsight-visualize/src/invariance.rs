@@ -262,7 +262,7 @@ pub fn examples(
     transform: Transform,
     amounts: &[f32],
 ) -> Result<Canvas> {
-    let resized = pipeline.resize(image);
+    let resized = pipeline.resize(image)?;
     let panels = amounts
         .iter()
         .map(|&a| {
@@ -312,7 +312,7 @@ pub fn invariance(
                 format!("{c} for image '{}': the model has {classes} classes", img.name),
             ));
         }
-        let resized = pipeline.resize(&img.image);
+        let resized = pipeline.resize(&img.image)?;
         if [resized.height, resized.width] != size {
             return Err(invalid(
                 "image",

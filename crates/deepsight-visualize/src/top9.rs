@@ -144,7 +144,7 @@ impl ImageSource for ImageFiles {
     }
 
     fn image(&self, index: usize) -> Result<RgbImage> {
-        Ok(self.pipeline.resize(&load_rgb(&self.paths[index])?))
+        Ok(self.pipeline.resize(&load_rgb(&self.paths[index])?)?)
     }
 }
 

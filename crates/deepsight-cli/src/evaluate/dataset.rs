@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 /// One labelled image.
 #[derive(Debug, Clone)]
 pub struct Item {
-    /// As written in the list (the key of resumable records).
+    /// As written in the list (with the bytes' hash, the image's part of a record's key).
     pub name: String,
+    /// The line of the list it comes from (1-based), for messages.
+    pub line: usize,
     pub path: PathBuf,
     /// The first of `labels`: the class of the single-label metrics.
     pub label: usize,
@@ -25,17 +27,34 @@ pub struct Item {
     pub boxes: Option<([usize; 2], Vec<[f32; 4]>)>,
 }
 
-/// Reads `data`: a folder holding `dataset.txt`, or the list file itself.
-pub fn load(data: &Path, limit: Option<usize>) -> Result<Vec<Item>> {
-    let list = if data.is_dir() {
+/// A read list: where it is, a hash of its bytes and its images (the first `--limit`).
+pub struct Dataset {
+    pub list: PathBuf,
+    /// SHA-256 of the list file, hex: shards of one run read the same list.
+    pub sha256: String,
+    pub items: Vec<Item>,
+}
+
+/// The list file of `data`: a folder's `dataset.txt`, or `data` itself.
+pub fn list_path(data: &Path) -> PathBuf {
+    if data.is_dir() {
         data.join("dataset.txt")
     } else {
         data.to_path_buf()
-    };
+    }
+}
+
+/// Reads `data`: a folder holding `dataset.txt`, or the list file itself.
+pub fn load(data: &Path, limit: Option<usize>) -> Result<Dataset> {
+    check_limit(limit)?;
+    let list = list_path(data);
     let root = list.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let text = std::fs::read_to_string(&list).with_context(|| format!("cannot read '{}'", list.display()))?;
+    let bytes = std::fs::read(&list).with_context(|| format!("cannot read '{}'", list.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("'{}': not a UTF-8 text file", list.display()))?;
     let boxes = read_annotations(&root.join("annotations.json"))?;
-    let mut items = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -69,6 +88,13 @@ pub fn load(data: &Path, limit: Option<usize>) -> Result<Vec<Item>> {
             );
         };
         let file = file.trim();
+        if let Some(first) = seen.insert(file.to_string(), n + 1) {
+            bail!(
+                "{}:{}: '{file}' is listed already on line {first}",
+                list.display(),
+                n + 1
+            );
+        }
         let key = file.trim_start_matches("./");
         let path = root.join(key);
         let mask = path
@@ -77,6 +103,7 @@ pub fn load(data: &Path, limit: Option<usize>) -> Result<Vec<Item>> {
             .filter(|m| m.is_file());
         items.push(Item {
             name: file.to_string(),
+            line: n + 1,
             path,
             label,
             labels,
@@ -88,9 +115,38 @@ pub fn load(data: &Path, limit: Option<usize>) -> Result<Vec<Item>> {
         }
     }
     if items.is_empty() {
-        bail!("'{}': no images listed", list.display());
+        bail!(
+            "'{}': no images listed (every line is empty or a # comment)",
+            list.display()
+        );
     }
-    Ok(items)
+    Ok(Dataset {
+        sha256: super::fingerprint::sha256_hex(text.as_bytes()),
+        list,
+        items,
+    })
+}
+
+/// `--limit` counts images: 0 is refused (it used to evaluate one).
+pub fn check_limit(limit: Option<usize>) -> Result<()> {
+    if limit == Some(0) {
+        bail!("--limit 0: must be at least 1 (leave --limit out to evaluate every image)");
+    }
+    Ok(())
+}
+
+/// Refuses a label the model has no output for, naming the list's line.
+pub fn check_labels(list: &Path, items: &[Item], classes: usize) -> Result<()> {
+    for it in items {
+        if let Some(&l) = it.labels.iter().find(|&&l| l >= classes) {
+            bail!(
+                "{}:{}: label {l} is out of range: the model has {classes} classes",
+                list.display(),
+                it.line
+            );
+        }
+    }
+    Ok(())
 }
 
 type Boxes = HashMap<String, ([usize; 2], Vec<[f32; 4]>)>;
@@ -139,4 +195,65 @@ fn read_annotations(path: &Path) -> Result<Boxes> {
         out.insert(file, (size, boxes));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("deepsight-dataset-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dataset.txt");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn err(r: Result<Dataset>) -> String {
+        format!("{:#}", r.err().expect("an error"))
+    }
+
+    #[test]
+    fn labels_the_model_lacks_are_refused_naming_file_and_line() {
+        let p = list("range", "# header\n./a.jpg, 3\n\n./b.jpg, 4 5000\n");
+        let set = load(&p, None).unwrap();
+        assert_eq!(set.items.iter().map(|i| i.line).collect::<Vec<_>>(), [2, 4]);
+        assert_eq!(set.sha256.len(), 64);
+        check_labels(&set.list, &set.items, 5001).unwrap();
+        let e = check_labels(&set.list, &set.items, 1000).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:4: label 5000 is out of range: the model has 1000 classes",
+                p.display()
+            )
+        );
+    }
+
+    #[test]
+    fn limit_zero_an_empty_list_and_bad_lines_are_refused_naming_the_file() {
+        let p = list("limit", "./a.jpg, 1\n./b.jpg, 2\n");
+        assert!(err(load(&p, Some(0))).contains("--limit 0: must be at least 1"));
+        assert_eq!(load(&p, Some(1)).unwrap().items.len(), 1);
+        let e = list("empty", "# only a comment\n\n");
+        assert!(err(load(&e, None)).contains(&format!("'{}': no images listed", e.display())));
+        for (name, text, says) in [
+            ("comma", "./a.jpg 1\n", ":1: expected 'FILE, LABEL'"),
+            (
+                "label",
+                "./a.jpg, 1\n./b.jpg, x\n",
+                ":2: the label 'x' is not a class index",
+            ),
+            ("none", "./a.jpg,\n", ":1: no label after the comma"),
+            (
+                "twice",
+                "./a.jpg, 1\n./b.jpg, 2\n./a.jpg, 3\n",
+                ":3: './a.jpg' is listed already on line 1",
+            ),
+        ] {
+            let p = list(name, text);
+            let e = err(load(&p, None));
+            assert!(e.contains(&format!("{}{says}", p.display())), "{name}: {e}");
+        }
+    }
 }

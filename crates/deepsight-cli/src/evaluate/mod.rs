@@ -1,29 +1,38 @@
 //! `deepsight evaluate`: which explanation is faithful, over a labelled image set. Each metric is
 //! the named profile of a reference implementation (`deepsight_eval`), and every report says
-//! which. Results are appended per (image, method) to `records.jsonl` in the output folder, so a
-//! stopped run continues where it stopped.
+//! which. Results are appended per (image, method) to `records.jsonl` in the output folder, each
+//! keyed by a hash of everything that determines it (`fingerprint`), so a stopped run continues
+//! where it stopped and a run of another configuration never reuses them: `run.json` says what
+//! the folder holds, and another configuration is refused. One process writes a folder at a time
+//! (`lock`). `--shard I/N` / `--shards N` evaluate every N-th image into `<out>/shard-I-of-N`
+//! (`shard`), and `--merge` turns the shards into the report of one run (`merge`).
 
 mod dataset;
 mod errors;
+mod fingerprint;
+mod image;
+mod lock;
+mod merge;
 mod records;
 mod report;
+mod run_file;
 mod saliency;
 mod segmentation;
+mod shard;
 
 use crate::model_arg::ModelArgs;
 use anyhow::{Context, Result, bail};
-use deepsight_eval::adic::{self, AdIcProfile};
-use deepsight_eval::causal::{CausalMode, causal_curve};
-use deepsight_eval::road::{RoadOrder, road};
-use deepsight_eval::sanity::cascading_randomisation;
-use deepsight_eval::{Normaliser, localisation, pointing};
+use deepsight_eval::Normaliser;
+use deepsight_eval::adic::AdIcProfile;
+use deepsight_explain::Explainer;
 use deepsight_explain::localisation::GraphCutLocalisation;
 use deepsight_explain::registry::{MethodOptions, by_name_with, methods};
-use deepsight_explain::{Explainer, Explanation, Map, Request, Score};
-use deepsight_runtime::{Classifier, LayeredClassifier, Tensor, to_vec};
+use deepsight_runtime::Classifier;
+use run_file::{DatasetInfo, ImageEntry, RunFile};
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use shard::Shard;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
 /// The metrics `evaluate` computes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -50,7 +59,7 @@ pub enum Metric {
     Saliency,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum AdIcProfileArg {
     /// L-CAM's evaluation code (relative drop, the map multiplies the [0, 1] image).
     Lcam,
@@ -61,8 +70,8 @@ enum AdIcProfileArg {
 #[derive(clap::Args)]
 pub struct Args {
     /// A folder with `dataset.txt` (and optionally `annotations.json` and `masks/`), or the list file.
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "merge")]
+    data: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -77,13 +86,28 @@ pub struct Args {
     /// Metrics to compute.
     #[arg(long, value_delimiter = ',', value_enum, default_values_t = [Metric::Adic, Metric::Pointing, Metric::Localisation])]
     metrics: Vec<Metric>,
-    /// Evaluate only the first N images of the list.
+    /// Evaluate only the first N images of the list (N >= 1).
     #[arg(long)]
     limit: Option<usize>,
-    /// Output folder: records.jsonl (resumable), results.{md,csv,json}, deletion/insertion plots,
-    /// errors.md and errors/ (metric errors).
+    /// Output folder: run.json (the configuration), records.jsonl (resumable), results.{md,csv,json},
+    /// deletion/insertion plots, errors.md and errors/ (metric errors). With --shard / --shards,
+    /// the shard writes its sub-folder shard-I-of-N.
     #[arg(long, default_value = "deepsight-eval")]
     out: PathBuf,
+    /// Evaluate only shard I of N (0-based I): image k of the list when k mod N == I.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    shard: Option<String>,
+    /// Evaluate one of N shards, its 0-based index read from JOB_COMPLETION_INDEX (Kubernetes
+    /// Indexed Job) or else SLURM_ARRAY_TASK_ID (Slurm job array, --array=0-(N-1)).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+    /// Discard the records of the output folder (of any configuration) and start over.
+    #[arg(long)]
+    fresh: bool,
+    /// Merge the outputs of shards (their folders, or a folder holding shard-I-of-N folders) into
+    /// the report of one run in --out. The configuration comes from the shards' run.json.
+    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["data", "shard", "shards", "limit", "fresh", "methods", "metrics"])]
+    merge: Vec<PathBuf>,
     /// Images per forward pass inside the metrics and the many-pass methods.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
@@ -106,27 +130,39 @@ pub struct Args {
 
 const KEEPS: [f32; 3] = [1.0, 0.5, 0.15];
 
-/// The map the metrics rank: per-channel attributions (guided backprop, gradient x input) as the
-/// max over channels of their absolute values (Simonyan's convention); one-channel maps as they are.
-fn one_channel(m: &Map) -> Map {
-    if m.channels == 1 {
-        m.clone()
-    } else {
-        m.max_abs_over_channels()
+fn adic_profile(p: AdIcProfileArg) -> AdIcProfile {
+    match p {
+        AdIcProfileArg::Lcam => AdIcProfile::Lcam,
+        AdIcProfileArg::Pgc => AdIcProfile::Pgc,
     }
 }
 
-fn top1(logits: &[f32]) -> usize {
-    (0..logits.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b })
+/// The shard of this process, checked before any work.
+fn shard_of(a: &Args) -> Result<Option<Shard>> {
+    Ok(match (&a.shard, a.shards) {
+        (Some(s), _) => Some(Shard::parse(s)?),
+        (None, Some(n)) => Some(Shard::from_env(n, |k| std::env::var(k).ok())?),
+        (None, None) => None,
+    })
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if !a.merge.is_empty() {
+        return merge::run(&a.merge, &a.out);
+    }
     if a.batch_size == 0 || a.causal_step == 0 {
         bail!("--batch-size and --causal-step must be at least 1");
     }
-    let items = dataset::load(&a.data, a.limit)?;
+    dataset::check_limit(a.limit)?;
+    let shard = shard_of(&a)?;
+    let Some(data) = &a.data else {
+        bail!("--data is required (or --merge DIR...)");
+    };
+    let set = dataset::load(data, a.limit)?;
+    let items = &set.items;
     let known: Vec<&str> = methods().iter().map(|m| m.name).collect();
     let loaded = a.model.load()?;
+    dataset::check_labels(&set.list, items, loaded.model.num_classes())?;
     let options = MethodOptions {
         seed: a.seed,
         batch_size: a.batch_size,
@@ -155,72 +191,134 @@ pub fn run(a: Args) -> Result<()> {
     if needs_boxes && items.iter().all(|i| i.boxes.is_none()) {
         bail!(
             "--metrics pointing/localisation need ground-truth boxes: no annotations.json beside '{}'",
-            a.data.display()
+            data.display()
         );
     }
     let segment = a.metrics.contains(&Metric::Segmentation);
     if segment && items.iter().all(|i| i.mask.is_none()) {
         bail!(
             "--metrics segmentation needs ground-truth masks: no masks/<stem>.png beside '{}'",
-            a.data.display()
+            data.display()
         );
     }
-    // The baselines of an image that are still to be recorded (images with a mask only).
-    let baselines_of = |records: &records::Records, it: &dataset::Item| -> Vec<&'static str> {
-        if !segment || it.mask.is_none() {
-            return Vec::new();
-        }
-        segmentation::BASELINES
-            .into_iter()
-            .filter(|b| !records.is_done(&it.name, b))
-            .collect()
-    };
-    let model = &loaded.model;
-    let normaliser = Normaliser {
-        mean: loaded.pipeline.mean,
-        std: loaded.pipeline.std,
-    };
-    let profile = match a.adic_profile {
-        AdIcProfileArg::Lcam => AdIcProfile::Lcam,
-        AdIcProfileArg::Pgc => AdIcProfile::Pgc,
-    };
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create '{}'", a.out.display()))?;
-    let mut records = records::Records::open(&a.out.join("records.jsonl"))?;
-    let todo: Vec<&dataset::Item> = items
+    let mut rows = a.methods.clone();
+    if segment {
+        rows.extend(segmentation::BASELINES.map(String::from));
+    }
+    // What determines the records: hashed before any output is touched.
+    let config = fingerprint::config(&a, &loaded)?;
+    let mut method_options = BTreeMap::new();
+    for m in &rows {
+        method_options.insert(m.clone(), fingerprint::method_options(&a, m)?);
+    }
+    let mine: Vec<(usize, &dataset::Item)> = items
         .iter()
-        .filter(|it| {
-            explainers.iter().any(|e| !records.is_done(&it.name, e.name()))
-                || !baselines_of(&records, it).is_empty()
-        })
+        .enumerate()
+        .filter(|(k, _)| shard.is_none_or(|s| s.owns(*k)))
         .collect();
-    let bar = indicatif::ProgressBar::new(todo.len() as u64);
+    let images = mine
+        .iter()
+        .map(|(k, it)| {
+            Ok(ImageEntry {
+                index: *k,
+                name: it.name.clone(),
+                fingerprint: fingerprint::image_fingerprint(it)?,
+                baselines: segment && it.mask.is_some(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut run = RunFile {
+        format: run_file::FORMAT.into(),
+        fingerprint: fingerprint::hash_value(&config),
+        config,
+        methods: rows.clone(),
+        method_options,
+        model_description: loaded.description.clone(),
+        dataset: DatasetInfo {
+            list: set.list.display().to_string(),
+            sha256: set.sha256.clone(),
+            limit: a.limit,
+            images: items.len(),
+        },
+        shard,
+        images,
+        complete: false,
+    };
+    let out = match shard {
+        Some(s) => a.out.join(s.folder()),
+        None => a.out.clone(),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create '{}'", out.display()))?;
+    let _lock = lock::OutLock::acquire(&out)?;
+    let records_path = out.join(records::RECORDS_FILE);
+    if a.fresh {
+        discard(&out)?;
+    }
+    match RunFile::read(&out)? {
+        Some(old) => {
+            old.check_resumable(&run, &out)?;
+            run = run.keeping_options_of(&old);
+        }
+        None if std::fs::metadata(&records_path).is_ok_and(|m| m.len() > 0) => bail!(
+            "'{}' holds records but no run.json (written by an older deepsight evaluate): use a new --out, or \
+             --fresh to discard them",
+            out.display()
+        ),
+        None => {}
+    }
+    let mut records = records::Records::open(&records_path)?;
+    check_same_images(&records, &run, &records_path)?;
+    run.write(&out)?;
+    if let Some(s) = shard {
+        eprintln!(
+            "shard {} of {} (0-based): {} of {} images -> '{}'",
+            s.index,
+            s.count,
+            run.images.len(),
+            items.len(),
+            out.display()
+        );
+    }
+    let model = &loaded.model;
+    let profile = adic_profile(a.adic_profile);
+    let plan: Vec<(&dataset::Item, HashMap<String, String>)> = mine
+        .iter()
+        .zip(&run.images)
+        .map(|((_, it), img)| (*it, run.expected(img).into_iter().collect::<HashMap<_, _>>()))
+        .filter(|(_, keys)| keys.values().any(|k| !records.is_done(k)))
+        .collect();
+    let bar = indicatif::ProgressBar::new(plan.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} images, {elapsed} (ETA {eta}) {msg}")
             .expect("valid template"),
     );
-    if todo.len() < items.len() {
+    if plan.len() < run.images.len() {
         eprintln!(
             "resuming: {} of {} images already evaluated in '{}'",
-            items.len() - todo.len(),
-            items.len(),
-            a.out.join("records.jsonl").display()
+            run.images.len() - plan.len(),
+            run.images.len(),
+            records_path.display()
         );
     }
-    let ctx = Ctx {
+    let ctx = image::Ctx {
         model,
         graph_model: model,
         sanity_depth: a.sanity_depth,
-        normaliser,
+        normaliser: Normaliser {
+            mean: loaded.pipeline.mean,
+            std: loaded.pipeline.std,
+        },
         profile,
         metrics: &a.metrics,
         batch_size: a.batch_size,
         causal_step: a.causal_step,
         seed: a.seed,
-        out: &a.out,
+        out: &out,
         class_names: &loaded.class_names,
     };
-    for item in todo {
+    for (item, keys) in plan {
         bar.set_message(item.name.clone());
+        let pending_key = |name: &str| keys.get(name).filter(|k| !records.is_done(k)).is_some();
         let image = loaded
             .pipeline
             .load_batch(&[item.path.as_path()], &model.device())
@@ -228,300 +326,86 @@ pub fn run(a: Args) -> Result<()> {
         let pending: Vec<&dyn Explainer> = explainers
             .iter()
             .map(|e| e.as_ref())
-            .filter(|e| !records.is_done(&item.name, e.name()))
+            .filter(|e| pending_key(e.name()))
+            .collect();
+        let baselines: Vec<&str> = segmentation::BASELINES
+            .into_iter()
+            .filter(|b| pending_key(b))
             .collect();
         let truths = if segment {
             segmentation::load_truths(item, &loaded.pipeline, model.num_classes())?
         } else {
             None
         };
-        let baselines = baselines_of(&records, item);
-        for r in ctx.evaluate_image(item, image, &pending, truths.as_ref(), &baselines)? {
+        for mut r in ctx.evaluate_image(item, image, &pending, truths.as_ref(), &baselines)? {
+            let key = r["method"].as_str().and_then(|m| keys.get(m)).cloned();
+            r["key"] = json!(key);
             records.push(r)?;
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let mut rows = a.methods.clone();
-    if segment {
-        rows.extend(segmentation::BASELINES.map(String::from));
-    }
+    let ordered: Vec<serde_json::Value> = run
+        .images
+        .iter()
+        .flat_map(|img| run.expected(img))
+        .filter_map(|(_, k)| records.get(&k).cloned())
+        .collect();
     report::write(
-        &a.out,
-        &records.all,
+        &out,
+        &ordered,
         &a.metrics,
         &rows,
         profile,
-        items.len(),
+        run.images.len(),
         &loaded.description,
-    )
+    )?;
+    run.complete = true;
+    run.write(&out)
 }
 
-/// The model fed images in [0, 1]: ROAD imputes there, as its reference code does (its noise of
-/// 0.01 is in [0, 1] units), and the model sees them normalised.
-struct InUnitRange<'a>(&'a dyn LayeredClassifier, Normaliser);
-
-impl Classifier for InUnitRange<'_> {
-    fn num_classes(&self) -> usize {
-        self.0.num_classes()
+/// `--fresh`: removes what a run leaves in `out` (records, run.json, the error pictures).
+fn discard(out: &std::path::Path) -> Result<()> {
+    for name in [records::RECORDS_FILE, run_file::RUN_FILE] {
+        let p = out.join(name);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("--fresh: cannot remove '{}'", p.display()));
+            }
+            _ => {}
+        }
     }
-    fn device(&self) -> deepsight_runtime::Device {
-        self.0.device()
+    let errors = out.join("errors");
+    if errors.is_dir() {
+        std::fs::remove_dir_all(&errors)
+            .with_context(|| format!("--fresh: cannot remove '{}'", errors.display()))?;
     }
-    fn logits(&self, images: Tensor<4>) -> deepsight_runtime::Result<Tensor<2>> {
-        let dims = images.dims();
-        let per = dims[1] * dims[2] * dims[3];
-        let x: Vec<f32> = to_vec(images)
-            .chunks(per)
-            .flat_map(|im| self.1.apply(im))
-            .collect();
-        self.0.logits(Tensor::from_data(
-            deepsight_runtime::TensorData::new(x, dims),
-            &self.0.device(),
-        ))
-    }
+    Ok(())
 }
 
-struct Ctx<'a> {
-    model: &'a dyn LayeredClassifier,
-    graph_model: &'a deepsight_runtime::GraphModel,
-    sanity_depth: usize,
-    normaliser: Normaliser,
-    profile: AdIcProfile,
-    metrics: &'a [Metric],
-    batch_size: usize,
-    causal_step: usize,
-    seed: u64,
-    out: &'a Path,
-    class_names: &'a [String],
-}
-
-impl Ctx<'_> {
-    fn has(&self, m: Metric) -> bool {
-        self.metrics.contains(&m)
+/// Same configuration, but a record of one of this run's (image, method) under another key: the
+/// image's bytes or ground truth changed since. Refused rather than mixed.
+fn check_same_images(records: &records::Records, run: &RunFile, path: &std::path::Path) -> Result<()> {
+    let mut keys: HashMap<(&str, &str), &str> = HashMap::new();
+    for r in &records.all {
+        if let (Some(i), Some(m), Some(k)) = (r["image"].as_str(), r["method"].as_str(), records::key_of(r)) {
+            keys.insert((i, m), k);
+        }
     }
-
-    /// Every pending method's record for one image, then those of the pending segmentation
-    /// `baselines` (when the image has `truths`).
-    fn evaluate_image(
-        &self,
-        item: &dataset::Item,
-        image: Tensor<4>,
-        methods: &[&dyn Explainer],
-        truths: Option<&segmentation::Truths>,
-        baselines: &[&str],
-    ) -> Result<Vec<serde_json::Value>> {
-        let dims = image.dims();
-        let [_, c, h, w] = dims;
-        let x = to_vec(image.clone());
-        let x01 = self.normaliser.invert(&x);
-        let logits = to_vec(self.model.logits(image.clone())?);
-        let class = top1(&logits);
-        let request = |class: usize| Request {
-            images: image.clone(),
-            classes: vec![class],
-            score: Score::Logit,
-            layer: None,
-        };
-        let mut out = Vec::new();
-        let mut maps: Vec<Map> = Vec::new();
-        for e in methods {
-            let started = Instant::now();
-            let ex: Explanation = e
-                .explain(self.model, &request(class))
-                .with_context(|| format!("{}: {}", item.name, e.name()))?;
-            let seconds = started.elapsed().as_secs_f64();
-            let map = one_channel(&ex.maps[0]);
-            let mut r = json!({
-                "image": item.name, "method": e.name(), "label": item.label, "class": class,
-                "forward_passes": ex.passes.forward, "backward_passes": ex.passes.backward,
-                "seconds": seconds,
-            });
-            let mut metric_passes = 0;
-            let needs_truth =
-                self.has(Metric::Errors) || (self.has(Metric::Pointing) && item.boxes.is_some());
-            // The map of the ground-truth class, when it is not the predicted one.
-            let truth = if needs_truth && item.label != class {
-                let gt = e
-                    .explain(self.model, &request(item.label))
-                    .with_context(|| format!("{}: {} for the label", item.name, e.name()))?;
-                r["forward_passes_ground_truth"] = json!(gt.passes.forward);
-                Some(one_channel(&gt.maps[0]))
-            } else {
-                None
-            };
-            if let Some((size, boxes)) = &item.boxes {
-                let size_hw = [size[1], size[0]];
-                if self.has(Metric::Localisation) {
-                    let pred = match ex.extra.iter().find(|x| x.name == "box") {
-                        Some(b) if b.maps[0].data.len() == 4 && b.maps[0].data[0] >= 0.0 => {
-                            // A box at the model's input size, scaled to the stored image.
-                            let d = &b.maps[0].data;
-                            let (sx, sy) = (size[0] as f32 / w as f32, size[1] as f32 / h as f32);
-                            [d[0] * sx, d[1] * sy, d[2] * sx, d[3] * sy]
-                        }
-                        _ => localisation::checked_box_from_map(&map, size_hw, 0.15)?,
-                    };
-                    let correct = class == item.label && localisation::localised(pred, boxes);
-                    r["box"] = json!(pred);
-                    r["localised"] = json!(correct);
-                }
-                if self.has(Metric::Pointing) {
-                    let gt_map = truth.as_ref().unwrap_or(&map);
-                    let p = pointing::checked_point(gt_map, size_hw)?;
-                    r["pointing_hit"] = json!(pointing::is_hit(p, boxes, size_hw, 15.0));
-                    let centre = pointing::centre(size_hw);
-                    r["centre_hit"] = json!(pointing::is_hit(centre, boxes, size_hw, 15.0));
-                }
-            }
-            if let (true, Some(truth)) = (self.has(Metric::Errors), &truth) {
-                let case = errors::Case {
-                    image: &item.name,
-                    method: e.name(),
-                    label_name: errors::class_name(self.class_names, item.label),
-                    class_name: errors::class_name(self.class_names, class),
-                    x01: &x01,
-                    hw: [h, w],
-                };
-                for (key, value) in errors::analyse(self.out, &case, &map, truth)? {
-                    r[key] = value;
-                }
-            }
-            for (mode, metric, name) in [
-                (CausalMode::Deletion, Metric::Deletion, "deletion"),
-                (CausalMode::Insertion, Metric::Insertion, "insertion"),
-            ] {
-                if self.has(metric) {
-                    let (curve, passes) = causal_curve(
-                        self.model,
-                        &x,
-                        [c, h, w],
-                        &map,
-                        class,
-                        mode,
-                        self.causal_step,
-                        self.batch_size,
-                    )?;
-                    metric_passes += passes;
-                    r[format!("{name}_auc")] = json!(curve.auc);
-                    r[format!("{name}_curve")] = json!(curve.scores);
-                }
-            }
-            if self.has(Metric::Road) {
-                for (order, name) in [
-                    (RoadOrder::MostRelevantFirst, "road_morf"),
-                    (RoadOrder::LeastRelevantFirst, "road_lerf"),
-                ] {
-                    let (curve, passes) = road(
-                        &InUnitRange(self.model, self.normaliser),
-                        &x01,
-                        [c, h, w],
-                        &map,
-                        class,
-                        order,
-                        self.seed,
-                        self.batch_size,
-                    )?;
-                    metric_passes += passes;
-                    r[name] = json!(curve.scores);
-                }
-            }
-            if self.has(Metric::Sanity) {
-                let (steps, passes) = cascading_randomisation(
-                    self.graph_model,
-                    &request(class),
-                    *e,
-                    self.seed,
-                    Some(self.sanity_depth),
-                )?;
-                metric_passes += passes;
-                r["sanity_layers"] = json!(steps.iter().map(|s| s.layer.clone()).collect::<Vec<_>>());
-                r["sanity_spearman"] = json!(steps.iter().map(|s| s.spearman).collect::<Vec<_>>());
-            }
-            if let (true, Some(t)) = (self.has(Metric::Segmentation), truths) {
-                // One map per ground-truth class; the predicted class's is the one above.
-                let (mut fwd, mut bwd, mut class_maps) = (0, 0, Vec::new());
-                for &g in &t.labels {
-                    let m = if g == class {
-                        map.clone()
-                    } else {
-                        let ex = e
-                            .explain(self.model, &request(g))
-                            .with_context(|| format!("{}: {} for label {g}", item.name, e.name()))?;
-                        fwd += ex.passes.forward;
-                        bwd += ex.passes.backward;
-                        one_channel(&ex.maps[0])
-                    };
-                    class_maps.push(segmentation::normalised(&m, h, w));
-                }
-                let merged = deepsight_eval::segmentation::merge_max(&class_maps);
-                r["labels"] = json!(t.labels);
-                r["segmentation_forward_passes"] = json!(fwd);
-                r["segmentation_backward_passes"] = json!(bwd);
-                metric_passes += segmentation::score(
-                    self.model,
-                    &x,
-                    [c, h, w],
-                    (merged, class_maps),
-                    t,
-                    self.batch_size,
-                    &mut r,
-                )
-                .with_context(|| format!("{}: {}", item.name, e.name()))?;
-            }
-            r["metric_passes"] = json!(metric_passes);
-            maps.push(map);
-            out.push(r);
-        }
-        if self.has(Metric::Adic) && !maps.is_empty() {
-            // Every method's map of this image in one batch per keep level; Y comes from the
-            // clean forward pass above, run once for all of them.
-            let n = maps.len();
-            let images: Vec<f32> = (0..n).flat_map(|_| x01.iter().copied()).collect();
-            let classes = vec![class; n];
-            let y = adic::softmax(&logits)[class];
-            for keep in KEEPS {
-                let (conf, passes) = adic::confidences_given_y(
-                    self.model,
-                    &images,
-                    [n, c, h, w],
-                    self.normaliser,
-                    &maps,
-                    &classes,
-                    &vec![y; n],
-                    keep,
-                    self.profile,
-                )?;
-                let tag = format!("keep{}", (keep * 100.0).round() as u32);
-                for (r, cf) in out.iter_mut().zip(conf) {
-                    r[format!("{tag}_y")] = json!(cf.y);
-                    r[format!("{tag}_o")] = json!(cf.o);
-                    let mp = r["metric_passes"].as_u64().unwrap_or(0) as usize;
-                    r["metric_passes"] = json!(mp + passes / n);
-                }
+    for img in &run.images {
+        for (row, key) in run.expected(img) {
+            if let Some(old) = keys.get(&(img.name.as_str(), row.as_str()))
+                && *old != key
+                && !records.is_done(&key)
+            {
+                bail!(
+                    "'{}': the record of '{}' by {row} was computed from other image bytes or ground truth \
+                     (labels, boxes, mask): use a new --out, or --fresh to discard them",
+                    path.display(),
+                    img.name
+                );
             }
         }
-        if self.has(Metric::Saliency) && !maps.is_empty() {
-            // Every method's masked image of this image in batches of --batch-size.
-            let passes = saliency::score(self.model, &x, [c, h, w], &maps, class, self.batch_size, &mut out)
-                .with_context(|| format!("{}: saliency metric", item.name))?;
-            for r in out.iter_mut() {
-                let mp = r["metric_passes"].as_u64().unwrap_or(0) as usize;
-                r["metric_passes"] = json!(mp + passes / maps.len());
-            }
-        }
-        for &name in baselines.iter().filter(|_| self.has(Metric::Segmentation)) {
-            let Some(t) = truths else { break };
-            let mut r = json!({
-                "image": item.name, "method": name, "label": item.label, "labels": t.labels,
-                "class": class, "baseline": true, "forward_passes": 0, "backward_passes": 0, "seconds": 0.0,
-            });
-            let maps = segmentation::baseline(name, &x01, t);
-            let passes = segmentation::score(self.model, &x, [c, h, w], maps, t, self.batch_size, &mut r)
-                .with_context(|| format!("{}: baseline {name}", item.name))?;
-            r["metric_passes"] = json!(passes);
-            out.push(r);
-        }
-        Ok(out)
     }
+    Ok(())
 }

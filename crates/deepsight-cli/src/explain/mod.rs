@@ -8,7 +8,7 @@ pub use args::Args;
 
 use crate::classify::read_input_tensor;
 use crate::perturbation_args::progress_hook;
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use deepsight_models::write_atomic;
 use deepsight_pipeline::{Hooks, ImageReport, Pipeline, PipelineError};
 use deepsight_runtime::{Classifier, Tensor};
@@ -27,6 +27,57 @@ pub fn flag_error(e: PipelineError) -> anyhow::Error {
 fn stem(path: &Path) -> String {
     path.file_stem()
         .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// One output stem per image, never shared: images of the same name in different folders
+/// (`a/dog.jpg b/dog.jpg`) are told apart by their folders (`a_dog`, `b_dog`), so that no
+/// output overwrites another. The same file given twice is refused.
+fn unique_stems(paths: &[std::path::PathBuf]) -> Result<Vec<String>> {
+    let mut seen = std::collections::HashSet::new();
+    for p in paths {
+        if !seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())) {
+            anyhow::bail!("'{}' is given twice", p.display());
+        }
+    }
+    // The last `k` parts of the path (the file without its extension), joined by '_'.
+    let named = |p: &Path, k: usize| -> String {
+        let mut parts: Vec<String> = p
+            .parent()
+            .into_iter()
+            .flat_map(|d| d.components())
+            .filter_map(|c| match c {
+                std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect();
+        parts.push(stem(p));
+        parts[parts.len().saturating_sub(k)..].join("_")
+    };
+    let mut depth = vec![1; paths.len()];
+    loop {
+        let names: Vec<String> = paths.iter().zip(&depth).map(|(p, &k)| named(p, k)).collect();
+        let mut grew = false;
+        for i in 0..paths.len() {
+            if names.iter().filter(|n| **n == names[i]).count() > 1
+                && named(&paths[i], depth[i] + 1) != names[i]
+            {
+                depth[i] += 1;
+                grew = true;
+            }
+        }
+        if !grew {
+            let mut taken = std::collections::HashMap::new();
+            // Paths that no folder tells apart (`./x.png` and `x.jpg`) get a counter.
+            return Ok(names
+                .into_iter()
+                .map(|n| {
+                    let count = taken.entry(n.clone()).or_insert(0);
+                    *count += 1;
+                    if *count == 1 { n } else { format!("{n}-{count}") }
+                })
+                .collect());
+        }
+    }
 }
 
 /// `(label, file stem)` of one input.
@@ -51,11 +102,17 @@ fn inputs(a: &Args, pipeline: &Pipeline) -> Result<(Vec<Named>, Vec<Tensor<4>>)>
             batches.push(x.clone().narrow(0, start, a.batch_size.min(n - start)));
         }
     } else {
+        let stems = unique_stems(&a.images)?;
         for chunk in a.images.chunks(a.batch_size) {
             let paths: Vec<&Path> = chunk.iter().map(|p| p.as_path()).collect();
             batches.push(pipeline.preprocess().load_batch(&paths, &device)?);
-            names.extend(chunk.iter().map(|p| (p.display().to_string(), stem(p))));
         }
+        names.extend(
+            a.images
+                .iter()
+                .zip(stems)
+                .map(|(p, s)| (p.display().to_string(), s)),
+        );
     }
     Ok((names, batches))
 }
@@ -119,7 +176,6 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("note: {note}");
     }
     let (names, batches) = inputs(&a, &pipeline)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create '{}'", a.out.display()))?;
     main.set_length((names.len() * prepared.per_image()) as u64);
     main.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     main.set_style(
@@ -154,4 +210,26 @@ pub fn run(a: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unique_stems;
+    use std::path::PathBuf;
+
+    fn stems(paths: &[&str]) -> Vec<String> {
+        unique_stems(&paths.iter().map(PathBuf::from).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn images_of_one_name_in_two_folders_get_two_stems() {
+        assert_eq!(
+            stems(&["a/dog.jpg", "b/dog.jpg", "cat.png"]),
+            ["a_dog", "b_dog", "cat"]
+        );
+        assert_eq!(stems(&["x/a/dog.jpg", "y/a/dog.jpg"]), ["x_a_dog", "y_a_dog"]);
+        assert_eq!(stems(&["dog.jpg", "dog.png"]), ["dog", "dog-2"]);
+        let twice = unique_stems(&[PathBuf::from("q/z.png"), PathBuf::from("q/z.png")]).unwrap_err();
+        assert_eq!(twice.to_string(), "'q/z.png' is given twice");
+    }
 }

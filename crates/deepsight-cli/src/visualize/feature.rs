@@ -77,7 +77,7 @@ pub fn run(a: Args) -> Result<()> {
     let start = match &a.start {
         Some(p) => {
             let img = deepsight_models::preprocess::load_rgb(p)?;
-            Some(vec![loaded.pipeline.resize(&img); targets.len()])
+            Some(vec![loaded.pipeline.resize(&img)?; targets.len()])
         }
         None => None,
     };

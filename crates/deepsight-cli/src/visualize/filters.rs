@@ -66,8 +66,8 @@ pub fn run(a: Args) -> Result<()> {
             .context("the model has no convolution")?
             .to_string(),
     };
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create '{}'", a.out.display()))?;
     let (weights, dims) = filters::conv_weights(graph, &layer)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create '{}'", a.out.display()))?;
     let canvas = filters::filter_grid(
         &weights,
         dims,

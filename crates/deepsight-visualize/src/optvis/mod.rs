@@ -400,13 +400,16 @@ impl Run<'_> {
             .ok_or_else(|| invalid("class model", "the objective does not depend on the image"))
     }
 
-    fn normalised(&self, images: &[RgbImage]) -> Tensor<4> {
+    fn normalised(&self, images: &[RgbImage]) -> Result<Tensor<4>> {
         let [h, w] = self.size();
-        let data: Vec<f32> = images
-            .iter()
-            .flat_map(|img| self.pre.normalise(&self.pre.resize(img)))
-            .collect();
-        Tensor::from_data(TensorData::new(data, [images.len(), 3, h, w]), &self.device)
+        let mut data: Vec<f32> = Vec::with_capacity(images.len() * 3 * h * w);
+        for img in images {
+            data.extend(self.pre.normalise(&self.pre.resize(img)?));
+        }
+        Ok(Tensor::from_data(
+            TensorData::new(data, [images.len(), 3, h, w]),
+            &self.device,
+        ))
     }
 
     /// Per channel `(lo, hi, std)` of valid pixels in the model's input space.
@@ -448,7 +451,7 @@ impl Run<'_> {
         let [h, w] = self.size();
         let n = self.targets.len();
         let mut x = match start {
-            Some(s) => self.normalised(s),
+            Some(s) => self.normalised(s)?,
             None => Tensor::zeros([n, 3, h, w], &self.device),
         };
         let l2 = r.l2;
@@ -477,7 +480,7 @@ impl Run<'_> {
         let n = self.targets.len();
         let range = self.channel_range();
         let mut x = match start {
-            Some(s) => self.normalised(s),
+            Some(s) => self.normalised(s)?,
             None => {
                 let v: Vec<f32> = (0..n * 3 * h * w)
                     .map(|i| normal(&mut self.rng) * r.init_sd / range[(i / (h * w)) % 3].2)
@@ -517,7 +520,7 @@ impl Run<'_> {
         let (param, mut vars) = match start {
             Some(s) => {
                 let p = ImageParam::new(Basis::Pixel, r.decorrelate, input[0].max(input[1]), &self.device);
-                let rgb = self.normalised(s);
+                let rgb = self.normalised(s)?;
                 let unit =
                     rgb * self.per_channel(self.pre.std) / 255.0 + self.per_channel(self.pre.mean) / 255.0;
                 let square = Warp::resize(input, [p.size(); 2]).apply(unit, 0.0);

