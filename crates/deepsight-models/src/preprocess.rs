@@ -228,7 +228,11 @@ pub fn decode_rgb(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
             Jpeg::Refused => {}
         }
     }
-    let img = reader(bytes)?.decode().map_err(|e| e.to_string())?;
+    check_png_palette(bytes)?;
+    // The decoders are third-party code: a panic in one (a corrupt file it did not expect) is
+    // this file's error, not the process's end.
+    let img = std::panic::catch_unwind(|| reader(bytes)?.decode().map_err(|e| e.to_string()))
+        .map_err(|_| "the image is corrupt (its decoder failed on it)".to_string())??;
     let rgb = img.into_rgb8();
     let (w, h) = rgb.dimensions();
     if w == 0 || h == 0 {
@@ -239,6 +243,32 @@ pub fn decode_rgb(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
         height: h as usize,
         pixels: rgb.into_raw(),
     })
+}
+
+/// Refuses a PNG whose palette (PLTE chunk) is not 1 to 256 RGB entries: the `png` crate
+/// (0.18) indexes past such a palette and panics.
+fn check_png_palette(bytes: &[u8]) -> std::result::Result<(), String> {
+    if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Ok(());
+    }
+    let mut at = 8usize;
+    while let Some(head) = bytes.get(at..at + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        match &head[4..8] {
+            b"PLTE" if len == 0 || len % 3 != 0 || len > 768 => {
+                return Err(format!(
+                    "the image is corrupt (its PNG palette has {len} bytes, not 1 to 256 RGB entries)"
+                ));
+            }
+            b"IDAT" | b"IEND" => break,
+            _ => {}
+        }
+        at = match at.checked_add(12).and_then(|a| a.checked_add(len)) {
+            Some(next) => next,
+            None => break,
+        };
+    }
+    Ok(())
 }
 
 /// Refuses an image whose pixel buffer does not match its size, or that has no pixels.

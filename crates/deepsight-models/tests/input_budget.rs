@@ -213,3 +213,16 @@ fn truncated_files_of_every_format_are_errors() {
     }
     assert!(accepted.is_empty(), "truncated files decoded: {accepted:?}");
 }
+
+#[test]
+fn a_png_palette_of_a_partial_entry_is_an_error_not_a_panic() {
+    // Found by the fuzzer: a 6x5 palette PNG whose PLTE has 586 bytes (195 entries and one
+    // byte), CRCs valid; png 0.18.1 indexes past it.
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deepsight-fuzz/tests/__fuzz__/image/corpus/png_plte_586_bytes.png"),
+    )
+    .unwrap();
+    let err = decode_rgb(&bytes).unwrap_err();
+    assert!(err.contains("palette has 586 bytes"), "{err}");
+}
