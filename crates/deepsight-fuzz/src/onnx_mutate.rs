@@ -17,50 +17,9 @@ pub const SEEDS: &[(&str, &[u8])] = &[
     ("tiny_shapes", include_bytes!("../seeds/tiny_shapes.onnx")),
 ];
 
-/// The operators the importer knows, and a few it does not.
-const OPS: &[&str] = &[
-    "Conv",
-    "ConvTranspose",
-    "BatchNormalization",
-    "Relu",
-    "LeakyRelu",
-    "Clip",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Tanh",
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "LRN",
-    "Gemm",
-    "MatMul",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Flatten",
-    "Reshape",
-    "Transpose",
-    "Squeeze",
-    "Unsqueeze",
-    "Concat",
-    "Pad",
-    "Dropout",
-    "Identity",
-    "Cast",
-    "Softmax",
-    "ReduceMean",
-    "Constant",
-    "Shape",
-    "Gather",
-    "Slice",
-    "ConstantOfShape",
-    "Pow",
-    "Loop",
-    "",
-];
+/// Operators the importer does not know, beside the ones it does
+/// ([`deepsight_onnx::SUPPORTED_OPS`]).
+const UNKNOWN_OPS: &[&str] = &["Loop", ""];
 
 /// Attribute names the importer reads somewhere.
 const ATTRS: &[&str] = &[
@@ -280,7 +239,12 @@ fn edit(model: &mut ModelProto, b: &mut Bytes) {
         }
         9 => {
             if let Some(node) = g.node.get_mut(b.below(n_nodes)) {
-                node.op_type = OPS[b.below(OPS.len())].to_string();
+                let ops = deepsight_onnx::SUPPORTED_OPS;
+                let k = b.below(ops.len() + UNKNOWN_OPS.len());
+                node.op_type = ops
+                    .get(k)
+                    .unwrap_or_else(|| &UNKNOWN_OPS[k - ops.len()])
+                    .to_string();
             }
         }
         10 => {

@@ -19,6 +19,8 @@ mod node;
 
 pub use error::{OnnxError, Result};
 pub use import::Imported;
+/// Every ONNX operator the importer takes (the rest are refused by name).
+pub use import::SUPPORTED as SUPPORTED_OPS;
 
 use deepsight_runtime::{Device, Graph};
 use protobuf::Message;

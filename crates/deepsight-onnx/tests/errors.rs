@@ -1,104 +1,16 @@
 //! Every refusal of the importer names the node, its operator and what is missing, and no
 //! malformed file panics. The graphs are written here with the ONNX protobuf types.
 
+mod common;
+
+use common::*;
 use deepsight_onnx::import_bytes;
 use deepsight_runtime::{Classifier, GraphModel, Tensor, TensorData, default_device, to_vec};
-use onnx_protobuf::tensor_proto::{DataLocation, DataType};
-use onnx_protobuf::tensor_shape_proto::{Dimension, dimension};
-use onnx_protobuf::type_proto::{self, Tensor as TensorType};
+use onnx_protobuf::tensor_proto::DataLocation;
 use onnx_protobuf::{
-    AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
+    GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    ValueInfoProto,
 };
-
-fn tensor(name: &str, dims: &[i64], v: f32) -> TensorProto {
-    let n: i64 = dims.iter().product();
-    TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: DataType::FLOAT as i32,
-        float_data: vec![v; n as usize],
-        ..Default::default()
-    }
-}
-
-fn ints_tensor(name: &str, v: &[i64]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: vec![v.len() as i64],
-        data_type: DataType::INT64 as i32,
-        int64_data: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) -> NodeProto {
-    NodeProto {
-        op_type: op.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        attribute: attrs,
-        ..Default::default()
-    }
-}
-
-fn ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        type_: AttributeType::INTS.into(),
-        ints: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        type_: AttributeType::INT.into(),
-        i: v,
-        ..Default::default()
-    }
-}
-
-fn string(name: &str, v: &str) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        type_: AttributeType::STRING.into(),
-        s: v.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
-fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| Dimension {
-            value: Some(if d > 0 {
-                dimension::Value::DimValue(d)
-            } else {
-                dimension::Value::DimParam("N".into())
-            }),
-            ..Default::default()
-        })
-        .collect();
-    ValueInfoProto {
-        name: name.into(),
-        type_: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(TensorType {
-                elem_type: DataType::FLOAT as i32,
-                shape: Some(TensorShapeProto {
-                    dim,
-                    ..Default::default()
-                })
-                .into(),
-                ..Default::default()
-            })),
-            ..Default::default()
-        })
-        .into(),
-        ..Default::default()
-    }
-}
 
 /// input [N,3,8,8] -> conv -> relu -> GAP -> flatten -> gemm -> scores [N,2].
 fn base() -> (Vec<NodeProto>, Vec<TensorProto>) {
@@ -115,10 +27,10 @@ fn base() -> (Vec<NodeProto>, Vec<TensorProto>) {
         node("Gemm", &["flat", "fc", "fcb"], "scores", vec![int("transB", 1)]),
     ];
     let inits = vec![
-        tensor("w", &[4, 3, 3, 3], 0.1),
-        tensor("b", &[4], 0.0),
-        tensor("fc", &[2, 4], 0.5),
-        tensor("fcb", &[2], 0.0),
+        filled("w", &[4, 3, 3, 3], 0.1),
+        filled("b", &[4], 0.0),
+        filled("fc", &[2, 4], 0.5),
+        filled("fcb", &[2], 0.0),
     ];
     (nodes, inits)
 }
@@ -152,6 +64,12 @@ fn error(b: &[u8]) -> String {
         Ok(_) => panic!("import should fail"),
         Err(e) => e.to_string(),
     }
+}
+
+/// A tensor of `dims` whose every value is `v`.
+fn filled(name: &str, dims: &[i64], v: f32) -> TensorProto {
+    let n: i64 = dims.iter().product();
+    tensor(name, dims, &vec![v; n as usize])
 }
 
 fn assert_mentions(msg: &str, parts: &[&str]) {
@@ -289,7 +207,7 @@ fn model_level_problems_are_explained() {
     assert_mentions(&error(&bytes(n, i)), &["'fc'", "7 values for shape [2, 4]"]);
 
     let (n, mut i) = base();
-    i[2] = tensor("fc", &[2, 5], 0.5);
+    i[2] = filled("fc", &[2, 5], 0.5);
     assert_mentions(&error(&bytes(n, i)), &["scores", "expects 5 features"]);
 }
 
@@ -326,15 +244,6 @@ fn truncated_and_garbage_files_never_panic_nor_change_the_model() {
         .collect();
     assert!(import_bytes(&garbage, &default_device(), None).is_err());
     assert_mentions(&error(&good[..good.len() / 2]), &["ONNX"]);
-}
-
-fn float(name: &str, v: f32) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        type_: AttributeType::FLOAT.into(),
-        f: v,
-        ..Default::default()
-    }
 }
 
 /// The base graph with a max pool between the ReLU and the global pool.

@@ -3,30 +3,18 @@
 //! a hand-written graph (LRN, SAME auto-pads, GlobalMaxPool, Squeeze) run by onnx's reference
 //! evaluator.
 
+mod common;
+
+use common::*;
 use deepsight_runtime::{
     Classifier, GradientRequest, GraphModel, LayeredClassifier, Objective, RectifierRule, Tensor, TensorData,
     default_device, to_vec,
 };
-use std::path::PathBuf;
-
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
 
 struct Reference {
     input: Tensor<4>,
     logits: Vec<f32>,
     json: serde_json::Value,
-}
-
-fn floats(v: &serde_json::Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 fn reference(name: &str) -> Reference {

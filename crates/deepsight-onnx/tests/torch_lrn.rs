@@ -3,32 +3,14 @@
 //! `tests/data/make_torch_lrn.py` against PyTorch's logits, hand-written variants of the chain
 //! against a direct computation, and near misses that must be refused.
 
+mod common;
+
+use common::*;
 use deepsight_onnx::import_bytes;
 use deepsight_runtime::{
     Classifier, ExtOp, GraphModel, LayeredClassifier, Op, Tensor, TensorData, default_device, to_vec,
 };
-use onnx_protobuf::tensor_proto::DataType;
-use onnx_protobuf::tensor_shape_proto::{Dimension, dimension};
-use onnx_protobuf::type_proto::{self, Tensor as TensorType};
-use onnx_protobuf::{
-    AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
-};
-use std::path::PathBuf;
-
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
-
-fn floats(v: &serde_json::Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
+use onnx_protobuf::{GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto};
 
 /// (size, front, alpha, beta, bias) of an LRN.
 type LrnParams = (usize, usize, f32, f32, f32);
@@ -141,85 +123,6 @@ fn dynamo_export_matches_pytorch() {
 // Hand-written chains: input [N, 6, 3, 3] -> LRN chain -> Flatten -> scores [N, 54].
 
 const C: usize = 6;
-
-fn tensor(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: DataType::FLOAT as i32,
-        float_data: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn ints_tensor(name: &str, v: &[i64]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: vec![v.len() as i64],
-        data_type: DataType::INT64 as i32,
-        int64_data: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) -> NodeProto {
-    NodeProto {
-        op_type: op.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        attribute: attrs,
-        ..Default::default()
-    }
-}
-
-fn ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        type_: AttributeType::INTS.into(),
-        ints: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        type_: AttributeType::INT.into(),
-        i: v,
-        ..Default::default()
-    }
-}
-
-fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| Dimension {
-            value: Some(if d > 0 {
-                dimension::Value::DimValue(d)
-            } else {
-                dimension::Value::DimParam("N".into())
-            }),
-            ..Default::default()
-        })
-        .collect();
-    ValueInfoProto {
-        name: name.into(),
-        type_: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(TensorType {
-                elem_type: DataType::FLOAT as i32,
-                shape: Some(TensorShapeProto {
-                    dim,
-                    ..Default::default()
-                })
-                .into(),
-                ..Default::default()
-            })),
-            ..Default::default()
-        })
-        .into(),
-        ..Default::default()
-    }
-}
 
 /// PyTorch's chain for an LRN of `size` with the pads `[before, after]`, by Unsqueeze/Squeeze.
 fn chain(size: i64, pads: [i64; 2]) -> (Vec<NodeProto>, Vec<TensorProto>) {

@@ -57,6 +57,12 @@ pub fn check_pixels(what: &str, width: u64, height: u64) -> Result<(), String> {
 
 /// Refuses a tensor of `dims` 4-byte values over [`max_tensor_bytes`], or whose size overflows.
 pub fn check_tensor(what: &str, dims: &[usize]) -> Result<(), String> {
+    check_tensor_of(dims, || what.to_string())
+}
+
+/// [`check_tensor`] naming the tensor only when it is refused: shape inference runs before every
+/// forward pass, and a name built per layer per pass would be work thrown away.
+pub fn check_tensor_of(dims: &[usize], what: impl FnOnce() -> String) -> Result<(), String> {
     let bytes = dims
         .iter()
         .try_fold(4u64, |acc, &d| acc.checked_mul(d as u64))
@@ -64,8 +70,9 @@ pub fn check_tensor(what: &str, dims: &[usize]) -> Result<(), String> {
     let max = max_tensor_bytes();
     if bytes > max {
         return Err(format!(
-            "{what} of shape {dims:?} would take {:.1} GiB, more than the limit of {:.1} GiB \
+            "{} of shape {dims:?} would take {:.1} GiB, more than the limit of {:.1} GiB \
              (raise it with --max-tensor-gib)",
+            what(),
             bytes as f64 / (1u64 << 30) as f64,
             max as f64 / (1u64 << 30) as f64
         ));

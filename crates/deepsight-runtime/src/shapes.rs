@@ -142,12 +142,11 @@ pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<[usize; 4]>>
         };
         // One budget for every activation, checked before anything is allocated: a padding of
         // 100000 is refused here rather than by the allocator.
-        crate::limits::check_tensor(&format!("layer '{}' ({})", node.name, node.op.kind()), &out).map_err(
-            |reason| RuntimeError::InputShape {
+        crate::limits::check_tensor_of(&out, || format!("layer '{}' ({})", node.name, node.op.kind()))
+            .map_err(|reason| RuntimeError::InputShape {
                 got: input.to_vec(),
                 reason,
-            },
-        )?;
+            })?;
         shapes.push(out);
     }
     Ok(shapes)

@@ -462,7 +462,7 @@ impl<'a> Importer<'a> {
 }
 
 /// Every operator the importer takes, for the error message.
-pub(crate) const SUPPORTED: &[&str] = &[
+pub const SUPPORTED: &[&str] = &[
     "Conv",
     "ConvTranspose",
     "BatchNormalization",
