@@ -220,7 +220,11 @@ fn training_lowers_the_loss_and_a_resumed_run_matches_an_uninterrupted_one() {
     let (a, b) = (full.to_weights(), resumed.to_weights());
     for (name, t) in &a.tensors {
         let diff = max_abs_diff(&t.data, &b.tensors[name].data);
-        assert!(diff < 1e-5, "{name}: {diff}");
+        // 1e-5 held on the earlier machines; this one (AMD EPYC) gives 4.4e-5 on conv2.weight,
+        // at 6a2e777 as well, deterministically: the float kernels round differently on the
+        // resumed run's freshly loaded tensors. A lost optimiser state or a wrong schedule step
+        // differs by orders of magnitude more.
+        assert!(diff < 1e-4, "{name}: {diff}");
     }
     // The final file is a model for every command.
     let loaded = ModelSource::File {
