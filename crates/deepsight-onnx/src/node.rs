@@ -8,6 +8,8 @@ pub(crate) struct NodeRef<'a> {
     pub proto: &'a NodeProto,
     /// The node's first output: the layer name DeepSight shows.
     pub name: String,
+    /// The node's position in the file's graph.
+    pub index: usize,
 }
 
 impl<'a> NodeRef<'a> {
@@ -17,7 +19,7 @@ impl<'a> NodeRef<'a> {
             _ if !proto.name.is_empty() => proto.name.clone(),
             _ => format!("{}_{index}", proto.op_type),
         };
-        NodeRef { proto, name }
+        NodeRef { proto, name, index }
     }
 
     pub fn op(&self) -> &str {
@@ -91,6 +93,10 @@ impl<'a> NodeRef<'a> {
 
     pub fn ints(&self, name: &str) -> Result<Option<Vec<i64>>, OnnxError> {
         Ok(self.typed(name, AttributeType::INTS)?.map(|a| a.ints.clone()))
+    }
+
+    pub fn floats(&self, name: &str) -> Result<Option<Vec<f32>>, OnnxError> {
+        Ok(self.typed(name, AttributeType::FLOATS)?.map(|a| a.floats.clone()))
     }
 
     pub fn string(&self, name: &str) -> Result<Option<String>, OnnxError> {

@@ -140,23 +140,26 @@ fn unsupported_attributes_are_named() {
 }
 
 #[test]
-fn layout_changes_of_activations_are_refused() {
+fn layout_changes_that_move_the_batch_are_refused() {
     let (mut n, mut i) = base();
-    i.push(ints_tensor("shape", &[1, 32, 8]));
+    i.push(ints_tensor("shape", &[2, 2, 8, 8]));
     n.insert(1, node("Reshape", &["conv", "shape"], "odd", vec![]));
     n[2].input[0] = "odd".into();
     assert_mentions(
         &error(&bytes(n, i)),
-        &["'odd'", "(Reshape)", "flattening to [N, features] only"],
+        &["'odd'", "(Reshape)", "moves values between the batch"],
     );
 
     let (mut n, i) = base();
     n.insert(
         1,
-        node("Transpose", &["conv"], "nhwc", vec![ints("perm", &[0, 2, 3, 1])]),
+        node("Transpose", &["conv"], "swap", vec![ints("perm", &[1, 0, 2, 3])]),
     );
-    n[2].input[0] = "nhwc".into();
-    assert_mentions(&error(&bytes(n, i)), &["'nhwc'", "(Transpose)", "reorders"]);
+    n[2].input[0] = "swap".into();
+    assert_mentions(
+        &error(&bytes(n, i)),
+        &["'swap'", "(Transpose)", "keeping the batch first"],
+    );
 }
 
 #[test]

@@ -4,8 +4,10 @@
 use crate::depthwise;
 use crate::depthwise_infer::depthwise_channels_last;
 use crate::graph::{NodeId, Padding, Pool};
+use crate::ops::ExtOp;
 use crate::plan::{Plan, StepOp};
 use crate::rectifier::{RectifierRule, rectify};
+use crate::value::ValueShape;
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d, max_pool2d_with_indices};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Int, Tensor};
@@ -24,6 +26,9 @@ pub(crate) struct RunSpec<'a> {
     pub probes: &'a [(NodeId, Tensor<4>)],
     /// Record the argmax positions of every max-pool.
     pub switches: bool,
+    /// Every node's logical shape (any batch: the run's replaces it), which operations on values
+    /// of other ranks read; see [`crate::value`].
+    pub values: &'a [ValueShape],
 }
 
 /// The output of a run.
@@ -73,7 +78,7 @@ pub(crate) fn run(plan: &Plan, input: Tensor<4>, spec: &RunSpec) -> RunOutput {
                 switches.insert(step.node, idx);
                 y
             }
-            (op, _) => apply(op, step.node, args, spec),
+            (op, _) => apply(op, step.node, &step.inputs, args, spec),
         };
         let y = match spec.probes.iter().find(|(id, _)| *id == step.node) {
             Some((_, probe)) => y + probe.clone(),
@@ -132,7 +137,24 @@ fn on_tape(x: &Tensor<4>, spec: &RunSpec) -> bool {
 
 /// Applies one step's operation (inference or, with `spec.rule`, an autodiff forward) to its
 /// arguments; the input step and max-pool switches are the caller's.
-pub(crate) fn apply(op: &StepOp, node: NodeId, args: Vec<Tensor<4>>, spec: &RunSpec) -> Tensor<4> {
+pub(crate) fn apply(
+    op: &StepOp,
+    node: NodeId,
+    inputs: &[NodeId],
+    args: Vec<Tensor<4>>,
+    spec: &RunSpec,
+) -> Tensor<4> {
+    if let StepOp::Ext(ExtOp::Tensor(t)) = op {
+        let n = args[0].dims()[0];
+        let logical = |id: NodeId| {
+            spec.values
+                .get(id)
+                .expect("runs of graphs with tensor operations carry the logical shapes")
+                .with_batch(n)
+        };
+        let dims: Vec<Vec<usize>> = inputs.iter().map(|&i| logical(i)).collect();
+        return t.apply(args, &dims, &logical(node));
+    }
     let mut args = args.into_iter();
     let mut x = || args.next().expect("arity checked when the graph was built");
     match op {

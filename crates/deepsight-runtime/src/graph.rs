@@ -1,11 +1,13 @@
 //! The model graph: named nodes in topological order, each one operation on earlier nodes.
 //!
-//! Every value in a graph is a rank-4 tensor `[N, C, H, W]`; a flat feature vector is carried as
-//! `[N, F, 1, 1]`, so that every layer can be captured, probed and differentiated the same way.
+//! Every value in a graph is stored as a rank-4 tensor; a flat feature vector `[N, F]` as
+//! `[N, F, 1, 1]`, values of other ranks and layouts as [`crate::value`] describes, so that every
+//! layer can be captured, probed and differentiated the same way.
 
 use crate::error::{Result, RuntimeError};
 use crate::ops::ExtOp;
 use crate::rectifier::Bounds;
+use crate::value::ValueShape;
 use burn::tensor::Tensor;
 use std::collections::HashMap;
 
@@ -306,7 +308,18 @@ impl Graph {
 
     /// Output shape of every node for an input of `[n, c, h, w]`, or an error naming the first
     /// node that cannot take its input.
+    /// Values in another layout are given in their canonical `[N, C, H, W]` form (the form
+    /// captures and gradients have), values of other ranks in their stored form (see
+    /// [`crate::value`]).
     pub fn infer_shapes(&self, input: [usize; 4]) -> Result<Vec<[usize; 4]>> {
+        Ok(crate::shapes::infer(self, input)?
+            .iter()
+            .map(ValueShape::canonical)
+            .collect())
+    }
+
+    /// The logical shape of every node and what its axes mean, for an input of `[n, c, h, w]`.
+    pub fn infer_values(&self, input: [usize; 4]) -> Result<Vec<ValueShape>> {
         crate::shapes::infer(self, input)
     }
 }

@@ -17,6 +17,7 @@ use crate::exec::{RunSpec, apply, run};
 use crate::graph::{NodeId, Padding, Pool};
 use crate::ops::ExtOp;
 use crate::plan::{Plan, StepOp};
+use crate::value::ValueShape;
 use burn::tensor::{Device, Tensor, TensorData};
 use std::sync::Arc;
 
@@ -90,6 +91,8 @@ pub struct Incremental {
     full_macs: u64,
     /// Regions covering more than this fraction of a layer are computed in full.
     pub full_fraction: f32,
+    /// Every node's logical shape, for the operations on values of other ranks.
+    values: Vec<ValueShape>,
 }
 
 fn ceil_div(a: i64, b: i64) -> i64 {
@@ -239,11 +242,17 @@ fn crop(
 
 impl Incremental {
     /// Runs `image` (`[1, C, H, W]`) once through `plan`, keeping every activation.
-    pub(crate) fn new(plan: Arc<Plan>, image: Tensor<4>, taps: Vec<NodeId>) -> Incremental {
+    pub(crate) fn new(
+        plan: Arc<Plan>,
+        image: Tensor<4>,
+        taps: Vec<NodeId>,
+        values: Vec<ValueShape>,
+    ) -> Incremental {
         let device = image.device();
         let all: Vec<NodeId> = plan.steps.iter().map(|s| s.node).collect();
         let spec = RunSpec {
             capture: &all,
+            values: &values,
             ..Default::default()
         };
         let out = run(&plan, image, &spec);
@@ -266,6 +275,7 @@ impl Incremental {
             device,
             full_macs,
             full_fraction: 0.6,
+            values,
         }
     }
 
@@ -429,12 +439,16 @@ impl Incremental {
     }
 
     fn step(&self, node: NodeId, op: &StepOp, args: Vec<(NodeId, Val)>, macs: &mut u64) -> Val {
-        let spec = RunSpec::default();
+        let spec = RunSpec {
+            values: &self.values,
+            ..Default::default()
+        };
         let all_patch = args.iter().all(|(_, v)| matches!(v, Val::Patch { .. }));
         let out_dims = self.base(node).dims;
         let full = |args: Vec<(NodeId, Val)>, macs: &mut u64| {
+            let ids: Vec<NodeId> = args.iter().map(|(i, _)| *i).collect();
             let ts: Vec<Tensor<4>> = args.into_iter().map(|(i, v)| self.materialise(i, v)).collect();
-            let y = apply(op, node, ts, &spec);
+            let y = apply(op, node, &ids, ts, &spec);
             *macs += step_macs(op, y.dims());
             Val::Full(y)
         };
@@ -453,7 +467,7 @@ impl Incremental {
                 let Some((_, Val::Patch { size, origins, data })) = args.into_iter().next() else {
                     unreachable!("matched above")
                 };
-                let y = apply(op, node, vec![data], &spec);
+                let y = apply(op, node, &[], vec![data], &spec);
                 return Val::Patch {
                     size,
                     origins,
@@ -545,7 +559,7 @@ impl Incremental {
             crop(base, Some((p, *size, *o)), r0, c0, rows, cols, win.fill, &mut buf);
         }
         let x = self.tensor(buf, [origins.len(), base.dims[0], rows, cols]);
-        let y = apply(&win.op, node, vec![x], &RunSpec::default());
+        let y = apply(&win.op, node, &[], vec![x], &RunSpec::default());
         *macs += step_macs(&win.op, y.dims());
         Some(Val::Patch {
             size: osize,
@@ -610,7 +624,7 @@ impl Incremental {
                 self.tensor(buf, [n, base.dims[0], sz[0], sz[1]])
             })
             .collect();
-        let y = apply(op, node, inputs, &RunSpec::default());
+        let y = apply(op, node, &[], inputs, &RunSpec::default());
         *macs += step_macs(op, y.dims());
         Val::Patch {
             size: sz,

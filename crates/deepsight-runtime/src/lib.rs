@@ -20,7 +20,9 @@ mod plan;
 pub mod rectifier;
 mod resume;
 mod shapes;
+pub mod tensor_ops;
 mod validate;
+pub mod value;
 
 pub use classifier::{
     Capture, Classifier, GradientRequest, Gradients, LayerGradient, LayerInfo, LayeredClassifier, Objective,
@@ -32,6 +34,8 @@ pub use model::GraphModel;
 pub use ops::{Activation, Arithmetic, ConvTranspose2d, ExtOp, Lrn, Pad};
 pub use rectifier::{Bounds, RectifierRule, rectify};
 pub use resume::Resume;
+pub use tensor_ops::{Constant, CoordinateMode, Interpolation, NearestMode, Reduction, Resize, TensorOp};
+pub use value::{Axis, ValueShape};
 
 /// burn's tensor type and device, re-exported so users need no direct burn dependency.
 pub use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -9,6 +9,7 @@ use crate::graph::{Graph, NodeId, Op};
 use crate::incremental::Incremental;
 use crate::plan::Plan;
 use crate::resume::Resume;
+use crate::value::ValueShape;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use std::collections::{BTreeMap, HashMap};
@@ -31,7 +32,8 @@ impl GraphModel {
     /// Wraps `graph`, checking that it runs on `[1, C, input_size]` images and ends in a flat
     /// vector of class scores.
     pub fn new(graph: Graph, input_size: [usize; 2], device: Device) -> Result<Self> {
-        let shapes = graph.infer_shapes([1, graph.input_channels(), input_size[0], input_size[1]])?;
+        let values = graph.infer_values([1, graph.input_channels(), input_size[0], input_size[1]])?;
+        let shapes: Vec<[usize; 4]> = values.iter().map(ValueShape::canonical).collect();
         let out = shapes[graph.output()];
         if out[2] * out[3] != 1 {
             return Err(RuntimeError::InvalidGraph {
@@ -42,9 +44,7 @@ impl GraphModel {
         let cam_layer = (0..graph.nodes().len())
             .rev()
             // A pooling head (VGG's adaptive 7x7 average) is not a feature map of its own.
-            .find(|&i| {
-                shapes[i][2] * shapes[i][3] > 1 && !matches!(graph.nodes()[i].op, Op::AdaptiveAvgPool(_))
-            })
+            .find(|&i| values[i].is_feature_map() && !matches!(graph.nodes()[i].op, Op::AdaptiveAvgPool(_)))
             .filter(|&i| i > 0)
             .map(|i| graph.nodes()[i].name.clone());
         Ok(GraphModel {
@@ -82,8 +82,17 @@ impl GraphModel {
             .clone()
     }
 
-    fn check_input(&self, images: &Tensor<4>) -> Result<Vec<[usize; 4]>> {
-        self.graph.infer_shapes(images.dims())
+    /// The logical shape of every node for `images`.
+    fn check_input(&self, images: &Tensor<4>) -> Result<Vec<ValueShape>> {
+        self.graph.infer_values(images.dims())
+    }
+
+    /// A captured value of node `id` in its canonical `[N, C, H, W]` form.
+    fn canonical(values: &[ValueShape], id: NodeId, t: Tensor<4>) -> Tensor<4> {
+        match values[id].to_canonical() {
+            Some(perm) => t.permute(perm),
+            None => t,
+        }
     }
 
     fn find_all(&self, names: &[String]) -> Result<Vec<NodeId>> {
@@ -125,10 +134,15 @@ impl GraphModel {
     }
 
     /// A run's logits, captures and switches under the layers' names.
-    fn named(&self, out: crate::exec::RunOutput) -> Capture {
+    fn named(&self, out: crate::exec::RunOutput, values: &[ValueShape]) -> Capture {
+        let captured = out
+            .captured
+            .into_iter()
+            .map(|(id, t)| (id, Self::canonical(values, id, t)))
+            .collect();
         Capture {
             logits: self.logits_of(out.output),
-            activations: self.by_name(out.captured),
+            activations: self.by_name(captured),
             switches: self.by_name(out.switches),
         }
     }
@@ -148,24 +162,29 @@ impl Classifier for GraphModel {
     }
 
     fn logits(&self, images: Tensor<4>) -> Result<Tensor<2>> {
-        self.check_input(&images)?;
+        let values = self.check_input(&images)?;
         let images = images.to_device(&self.device);
-        let out = run(&self.plan(&[]), images, &RunSpec::default());
+        let spec = RunSpec {
+            values: &values,
+            ..Default::default()
+        };
+        let out = run(&self.plan(&[]), images, &spec);
         Ok(self.logits_of(out.output))
     }
 }
 
 impl LayeredClassifier for GraphModel {
     fn layers(&self) -> Vec<LayerInfo> {
-        let shapes = self
+        let values = self
             .graph
-            .infer_shapes([
+            .infer_values([
                 1,
                 self.graph.input_channels(),
                 self.input_size[0],
                 self.input_size[1],
             ])
             .expect("checked when the model was built");
+        let shapes: Vec<[usize; 4]> = values.iter().map(ValueShape::canonical).collect();
         // A value is shown as a flat [N, F] where it is one: the output of a flatten, a linear
         // layer or a global pool, and whatever is computed only from such values.
         let mut flat = vec![false; shapes.len()];
@@ -179,10 +198,16 @@ impl LayeredClassifier for GraphModel {
             .iter()
             .zip(shapes)
             .zip(flat)
-            .map(|((node, s), flat)| LayerInfo {
+            .zip(&values)
+            .map(|(((node, s), flat), v)| LayerInfo {
                 name: node.name.clone(),
                 op: node.op.kind(),
-                shape: if flat { vec![s[0], s[1]] } else { s.to_vec() },
+                // Feature maps in their canonical [N, C, H, W]; other ranks as they are.
+                shape: match (flat, v.rank()) {
+                    (true, _) => vec![s[0], s[1]],
+                    (false, 4) => s.to_vec(),
+                    _ => v.dims.clone(),
+                },
                 params: node.op.params(),
                 inputs: node.inputs.iter().map(|&i| self.name(i)).collect(),
             })
@@ -194,37 +219,40 @@ impl LayeredClassifier for GraphModel {
     }
 
     fn capture(&self, images: Tensor<4>, layers: &[&str], switches: bool) -> Result<Capture> {
-        self.check_input(&images)?;
+        let values = self.check_input(&images)?;
         let ids: Vec<NodeId> = layers.iter().map(|n| self.graph.find(n)).collect::<Result<_>>()?;
         let images = images.to_device(&self.device);
         let spec = RunSpec {
             capture: &ids,
             switches,
+            values: &values,
             ..Default::default()
         };
-        Ok(self.named(run(&self.plan(&ids), images, &spec)))
+        Ok(self.named(run(&self.plan(&ids), images, &spec), &values))
     }
 
     fn forward_tracked(&self, images: Tensor<4>, layers: &[&str]) -> Result<Capture> {
-        self.check_input(&images)?;
+        let values = self.check_input(&images)?;
         let ids: Vec<NodeId> = layers.iter().map(|n| self.graph.find(n)).collect::<Result<_>>()?;
         // `autodiff` keeps a tensor that already has autodiff (and its tape) as it is.
         let spec = RunSpec {
             rule: Some(crate::RectifierRule::Plain),
             capture: &ids,
+            values: &values,
             ..Default::default()
         };
-        Ok(self.named(run(&self.plan(&ids), images.autodiff(), &spec)))
+        Ok(self.named(run(&self.plan(&ids), images.autodiff(), &spec), &values))
     }
 
     fn resume(&self, images: Tensor<4>, layer: &str) -> Result<Resume> {
-        self.check_input(&images)?;
+        let values = self.check_input(&images)?;
         let id = self.graph.find(layer)?;
         Resume::new(
             self.plan(&[id]),
             images.to_device(&self.device),
             id,
             layer.to_string(),
+            values,
         )
     }
 
@@ -240,7 +268,8 @@ impl LayeredClassifier for GraphModel {
     }
 
     fn incremental(&self, image: Tensor<4>, taps: &[&str]) -> Result<Incremental> {
-        let dims = self.check_input(&image)?[0];
+        let values = self.check_input(&image)?;
+        let dims = values[0].physical();
         if dims[0] != 1 {
             return Err(RuntimeError::InputShape {
                 got: dims.to_vec(),
@@ -248,12 +277,19 @@ impl LayeredClassifier for GraphModel {
             });
         }
         let ids: Vec<NodeId> = taps.iter().map(|n| self.graph.find(n)).collect::<Result<_>>()?;
+        if let Some(&id) = ids.iter().find(|&&id| values[id].to_canonical().is_some()) {
+            return Err(RuntimeError::LayerIndex {
+                layer: self.name(id),
+                reason: "incremental inference taps layers stored as [N, C, H, W] only".into(),
+            });
+        }
         let image = image.to_device(&self.device);
-        Ok(Incremental::new(self.plan(&ids), image, ids))
+        Ok(Incremental::new(self.plan(&ids), image, ids, values))
     }
 
     fn gradients(&self, images: Tensor<4>, request: &GradientRequest) -> Result<Gradients> {
-        let shapes = self.check_input(&images)?;
+        let values = self.check_input(&images)?;
+        let shapes: Vec<[usize; 4]> = values.iter().map(ValueShape::canonical).collect();
         let batch = images.dims()[0];
         let wrt = self.find_all(&request.wrt_layers)?;
         let mut capture = self.find_all(&request.capture)?;
@@ -298,7 +334,7 @@ impl LayeredClassifier for GraphModel {
         };
         let probes: Vec<(NodeId, Tensor<4>)> = wrt
             .iter()
-            .map(|&id| (id, Tensor::zeros(shapes[id], &ad).require_grad()))
+            .map(|&id| (id, Tensor::zeros(values[id].physical(), &ad).require_grad()))
             .collect();
         let mut keep = capture.clone();
         keep.extend(probes.iter().map(|p| p.0));
@@ -313,6 +349,7 @@ impl LayeredClassifier for GraphModel {
             capture: &capture,
             probes: &probes,
             switches: request.switches,
+            values: &values,
         };
         let out = run(&self.plan(&keep), input.clone(), &spec);
         let logits = self.logits_of(out.output);
@@ -324,7 +361,8 @@ impl LayeredClassifier for GraphModel {
             Some(Objective::Activation {
                 channel, position, ..
             }) => {
-                let a = out.captured[&objective_layer.expect("set with the objective")].clone();
+                let id = objective_layer.expect("set with the objective");
+                let a = Self::canonical(&values, id, out.captured[&id].clone());
                 let [n, _, h, w] = a.dims();
                 let a = a.slice([0..n, *channel..channel + 1, 0..h, 0..w]);
                 Some(match position {
@@ -345,7 +383,7 @@ impl LayeredClassifier for GraphModel {
         let mut captured: BTreeMap<String, Tensor<4>> = out
             .captured
             .into_iter()
-            .map(|(id, t)| (self.name(id), t.detach().inner()))
+            .map(|(id, t)| (self.name(id), Self::canonical(&values, id, t.detach().inner())))
             .collect();
         let layers = probes
             .iter()
@@ -356,7 +394,7 @@ impl LayeredClassifier for GraphModel {
                     name,
                     LayerGradient {
                         activation,
-                        gradient: grad_of(probe),
+                        gradient: Self::canonical(&values, *id, grad_of(probe)),
                     },
                 )
             })

@@ -71,6 +71,34 @@ pub enum Activation {
     /// `x * hard_sigmoid(x; 1/6, 1/2)`.
     HardSwish,
     Tanh,
+    /// The Gauss error function (exporters spell exact GELU with it).
+    Erf,
+    /// Exact GELU, `x * (1 + erf(x / sqrt 2)) / 2` (the exporters' Div/Erf/Add/Mul/Mul chain,
+    /// fused).
+    Gelu,
+    /// `ln(1 + e^x)`.
+    Softplus,
+    /// `x * tanh(softplus(x))`.
+    Mish,
+    /// `x` if positive, else `alpha * (e^x - 1)`.
+    Elu {
+        alpha: f32,
+    },
+    /// `gamma * elu(x; alpha)`.
+    Selu {
+        alpha: f32,
+        gamma: f32,
+    },
+    /// The pieces exporters decompose normalisations into.
+    Sqrt,
+    Exp,
+    Neg,
+    Abs,
+    Reciprocal,
+    /// `x ^ exponent`, a constant exponent.
+    Pow {
+        exponent: f32,
+    },
 }
 
 impl Activation {
@@ -81,8 +109,56 @@ impl Activation {
             Activation::HardSigmoid { alpha, beta } => hard_sigmoid(x, alpha as f64, beta as f64),
             Activation::HardSwish => x.clone() * hard_sigmoid(x, 1.0 / 6.0, 0.5),
             Activation::Tanh => tanh(x),
+            Activation::Erf => x.erf(),
+            Activation::Gelu => x.clone() * ((x * std::f64::consts::FRAC_1_SQRT_2).erf() + 1.0) * 0.5,
+            Activation::Softplus => softplus(x),
+            Activation::Mish => x.clone() * tanh(softplus(x)),
+            Activation::Elu { alpha } => elu(x, alpha),
+            Activation::Selu { alpha, gamma } => elu(x, alpha) * gamma as f64,
+            Activation::Sqrt => x.sqrt(),
+            Activation::Exp => x.exp(),
+            Activation::Neg => x.neg(),
+            Activation::Abs => x.abs(),
+            Activation::Reciprocal => x.recip(),
+            Activation::Pow { exponent } if exponent == 2.0 => x.clone() * x,
+            Activation::Pow { exponent } => x.powf_scalar(exponent as f64),
         }
     }
+
+    /// Short name, as `deepsight layers` prints it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Activation::LeakyRelu { .. } => "LeakyReLU",
+            Activation::Sigmoid => "Sigmoid",
+            Activation::HardSigmoid { .. } => "HardSigmoid",
+            Activation::HardSwish => "HardSwish",
+            Activation::Tanh => "Tanh",
+            Activation::Erf => "Erf",
+            Activation::Gelu => "GELU",
+            Activation::Softplus => "Softplus",
+            Activation::Mish => "Mish",
+            Activation::Elu { .. } => "ELU",
+            Activation::Selu { .. } => "SELU",
+            Activation::Sqrt => "Sqrt",
+            Activation::Exp => "Exp",
+            Activation::Neg => "Neg",
+            Activation::Abs => "Abs",
+            Activation::Reciprocal => "Reciprocal",
+            Activation::Pow { .. } => "Pow",
+        }
+    }
+}
+
+/// `ln(1 + e^x)`, stable for large `|x|`: `max(x, 0) + ln(1 + e^-|x|)`.
+fn softplus<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clone().clamp_min(0.0) + (x.abs().neg().exp()).log1p()
+}
+
+/// `x` if positive, else `alpha * (e^x - 1)`; the negative branch is computed on `min(x, 0)` so
+/// that a large positive `x` never overflows it.
+fn elu<const D: usize>(x: Tensor<D>, alpha: f32) -> Tensor<D> {
+    let neg = x.clone().clamp_max(0.0);
+    x.clamp_min(0.0) + (neg.exp() - 1.0) * alpha as f64
 }
 
 /// An elementwise arithmetic operation with NumPy broadcasting.
@@ -92,17 +168,6 @@ pub enum Arithmetic {
     Sub,
     Mul,
     Div,
-}
-
-impl Arithmetic {
-    fn apply(self, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
-        match self {
-            Arithmetic::Add => a + b,
-            Arithmetic::Sub => a - b,
-            Arithmetic::Mul => a * b,
-            Arithmetic::Div => a / b,
-        }
-    }
 }
 
 /// Local response normalisation across channels (AlexNet; ONNX `LRN`, PyTorch
@@ -193,6 +258,8 @@ pub enum ExtOp {
     },
     /// Concatenation along channels.
     Concat,
+    /// An operation on values of any rank and layout.
+    Tensor(crate::tensor_ops::TensorOp),
 }
 
 impl ExtOp {
@@ -208,7 +275,7 @@ impl ExtOp {
             ExtOp::Softmax => softmax(one(), 1),
             ExtOp::Binary(op) => {
                 let a = one();
-                op.apply(a, one())
+                op.on(a, one())
             }
             ExtOp::WithConstant {
                 op,
@@ -217,12 +284,13 @@ impl ExtOp {
             } => {
                 let x = one();
                 if *constant_first {
-                    op.apply(constant.clone(), x)
+                    op.on(constant.clone(), x)
                 } else {
-                    op.apply(x, constant.clone())
+                    op.on(x, constant.clone())
                 }
             }
             ExtOp::Concat => Tensor::cat(args, 1),
+            ExtOp::Tensor(_) => unreachable!("run by the executor, which knows the logical shapes"),
         }
     }
 
@@ -231,11 +299,7 @@ impl ExtOp {
         match self {
             ExtOp::AdaptiveAvgPool(_) => "AdaptiveAvgPool",
             ExtOp::ConvTranspose2d(_) => "ConvTranspose2d",
-            ExtOp::Activation(Activation::LeakyRelu { .. }) => "LeakyReLU",
-            ExtOp::Activation(Activation::Sigmoid) => "Sigmoid",
-            ExtOp::Activation(Activation::HardSigmoid { .. }) => "HardSigmoid",
-            ExtOp::Activation(Activation::HardSwish) => "HardSwish",
-            ExtOp::Activation(Activation::Tanh) => "Tanh",
+            ExtOp::Activation(a) => a.kind(),
             ExtOp::Lrn(_) => "LRN",
             ExtOp::Pad(_) => "Pad",
             ExtOp::Softmax => "Softmax",
@@ -256,6 +320,7 @@ impl ExtOp {
                 op: Arithmetic::Div, ..
             } => "Div",
             ExtOp::Concat => "Concat",
+            ExtOp::Tensor(t) => t.kind(),
         }
     }
 
@@ -265,6 +330,7 @@ impl ExtOp {
             ExtOp::ConvTranspose2d(c) => {
                 c.weight.shape().num_elements() + c.bias.as_ref().map_or(0, |b| b.dims()[0])
             }
+            ExtOp::Tensor(t) => t.params(),
             _ => 0,
         }
     }
@@ -274,6 +340,7 @@ impl ExtOp {
         match self {
             ExtOp::Binary(_) => Some(2),
             ExtOp::Concat => None,
+            ExtOp::Tensor(t) => t.arity(),
             _ => Some(1),
         }
     }
@@ -317,6 +384,7 @@ impl ExtOp {
                 }
                 Ok(out)
             }
+            ExtOp::Tensor(_) => unreachable!("shape inference reads the logical shapes"),
             ExtOp::Concat => {
                 let mut channels = 0;
                 for x in xs {

@@ -8,6 +8,7 @@ use crate::error::{Result, RuntimeError};
 use crate::exec::{RunSpec, apply, run};
 use crate::graph::NodeId;
 use crate::plan::{Plan, StepOp};
+use crate::value::ValueShape;
 use burn::tensor::{Int, Tensor, TensorData};
 use std::sync::Arc;
 
@@ -22,6 +23,8 @@ pub struct Resume {
     kept: Vec<Option<Tensor<4>>>,
     activation: Tensor<4>,
     logits: Tensor<2>,
+    /// Every node's logical shape, for the operations on values of other ranks.
+    values: Vec<ValueShape>,
 }
 
 impl Resume {
@@ -30,6 +33,7 @@ impl Resume {
         images: Tensor<4>,
         layer: NodeId,
         layer_name: String,
+        values: Vec<ValueShape>,
     ) -> Result<Resume> {
         let n = plan.last_use.len();
         let mut depends = vec![false; n];
@@ -60,6 +64,7 @@ impl Resume {
             images,
             &RunSpec {
                 capture: &needed,
+                values: &values,
                 ..Default::default()
             },
         );
@@ -80,13 +85,17 @@ impl Resume {
             downstream,
             kept,
             activation: activation.expect("the layer is captured"),
+            values,
             logits: out.output.reshape([b, k]),
         })
     }
 
     /// The layer's value for the images, `[N, C, h, w]`.
     pub fn activation(&self) -> Tensor<4> {
-        self.activation.clone()
+        match self.values[self.layer].to_canonical() {
+            Some(perm) => self.activation.clone().permute(perm),
+            None => self.activation.clone(),
+        }
     }
 
     /// The images' class scores, `[N, K]`.
@@ -99,7 +108,7 @@ impl Resume {
     /// their tape: the scores are then differentiable with respect to them (L-CAM-Fm trains so).
     pub fn logits_with(&self, images: &[usize], values: Tensor<4>) -> Result<Tensor<2>> {
         let [n, ..] = self.activation.dims();
-        let want = self.activation.dims();
+        let want = self.values[self.layer].canonical();
         let got = values.dims();
         if got[0] != images.len() || got[1..] != want[1..] || images.iter().any(|&i| i >= n) {
             return Err(RuntimeError::LayerIndex {
@@ -114,8 +123,14 @@ impl Resume {
         let rows: Vec<i64> = images.iter().map(|&i| i as i64).collect();
         let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [images.len()]), &device);
         let mut values_of: Vec<Option<Tensor<4>>> = vec![None; self.kept.len()];
-        values_of[self.layer] = Some(values);
-        let spec = RunSpec::default();
+        values_of[self.layer] = Some(match self.values[self.layer].from_canonical() {
+            Some(perm) => values.permute(perm),
+            None => values,
+        });
+        let spec = RunSpec {
+            values: &self.values,
+            ..Default::default()
+        };
         for &s in &self.downstream {
             let step = &self.plan.steps[s];
             let args = step
@@ -129,7 +144,7 @@ impl Resume {
                 .collect();
             let y = match &step.op {
                 StepOp::Input => unreachable!("the input depends on nothing"),
-                op => apply(op, step.node, args, &spec),
+                op => apply(op, step.node, &step.inputs, args, &spec),
             };
             values_of[step.node] = Some(y);
         }

@@ -3,6 +3,8 @@
 
 use crate::error::{Result, RuntimeError};
 use crate::graph::{Graph, Op, Pool};
+use crate::ops::ExtOp;
+use crate::value::ValueShape;
 
 fn window_out(
     input: usize,
@@ -53,15 +55,30 @@ fn pool_out(p: &Pool, h: usize, w: usize) -> Option<[usize; 2]> {
     ])
 }
 
-pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<[usize; 4]>> {
-    let mut shapes: Vec<[usize; 4]> = Vec::with_capacity(graph.nodes().len());
+pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<ValueShape>> {
+    let mut shapes: Vec<ValueShape> = Vec::with_capacity(graph.nodes().len());
     for node in graph.nodes() {
         let fail = |reason: String| RuntimeError::InputShape {
             got: input.to_vec(),
             reason: format!("layer '{}' ({}): {reason}", node.name, node.op.kind()),
         };
-        let x = node.inputs.first().map(|&i| shapes[i]).unwrap_or(input);
+        let value = node
+            .inputs
+            .first()
+            .map(|&i| shapes[i].clone())
+            .unwrap_or_else(|| ValueShape::nchw(input));
+        let x = value.physical();
         let [n, c, h, w] = x;
+        let image_like = |what: &str| {
+            if value.rank() == 4 {
+                Ok(())
+            } else {
+                Err(fail(format!(
+                    "{what} needs an [N, C, H, W] input, got {:?}",
+                    value.dims
+                )))
+            }
+        };
         let out = match &node.op {
             Op::Input => {
                 if c != graph.input_channels() {
@@ -73,9 +90,10 @@ pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<[usize; 4]>>
                 if n == 0 || h == 0 || w == 0 {
                     return Err(fail("empty batch or image".into()));
                 }
-                x
+                value
             }
             Op::Conv2d(conv) => {
+                image_like("a convolution")?;
                 let [o, i, kh, kw] = conv.dims();
                 if c != i * conv.groups {
                     return Err(fail(format!(
@@ -87,31 +105,34 @@ pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<[usize; 4]>>
                 let oh = window_out(h, kh, conv.stride[0], [p[0], p[2]], conv.dilation[0], false);
                 let ow = window_out(w, kw, conv.stride[1], [p[1], p[3]], conv.dilation[1], false);
                 match (oh, ow) {
-                    (Some(oh), Some(ow)) => [n, o, oh, ow],
+                    (Some(oh), Some(ow)) => ValueShape::nchw([n, o, oh, ow]),
                     _ => return Err(fail(format!("a {kh}x{kw} kernel does not fit a {h}x{w} input"))),
                 }
             }
             Op::BatchNorm(bn) => {
-                if bn.gamma.dims()[0] != c {
+                if value.rank() < 2 || bn.gamma.dims()[0] != c {
                     return Err(fail(format!(
                         "has {} channels, input has {c}",
                         bn.gamma.dims()[0]
                     )));
                 }
-                x
+                value
             }
-            Op::MaxPool(p) | Op::AvgPool(p) => match pool_out(p, h, w) {
-                Some([oh, ow]) => [n, c, oh, ow],
-                None => {
-                    return Err(fail(format!(
-                        "a {:?} window does not fit a {h}x{w} input",
-                        p.kernel
-                    )));
+            Op::MaxPool(p) | Op::AvgPool(p) => {
+                image_like("pooling")?;
+                match pool_out(p, h, w) {
+                    Some([oh, ow]) => ValueShape::nchw([n, c, oh, ow]),
+                    None => {
+                        return Err(fail(format!(
+                            "a {:?} window does not fit a {h}x{w} input",
+                            p.kernel
+                        )));
+                    }
                 }
-            },
-            Op::GlobalAvgPool => [n, c, 1, 1],
+            }
+            Op::GlobalAvgPool => ValueShape::nchw([n, c, 1, 1]),
             Op::Flatten => match c.checked_mul(h).and_then(|v| v.checked_mul(w)) {
-                Some(f) => [n, f, 1, 1],
+                Some(f) => ValueShape::flat(n, f),
                 None => return Err(fail(format!("{c}x{h}x{w} features overflow"))),
             },
             Op::Linear(l) => {
@@ -119,34 +140,53 @@ pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<[usize; 4]>>
                 if c * h * w != inp || h * w != 1 {
                     return Err(fail(format!("expects {inp} features, got {:?}", [c, h, w])));
                 }
-                [n, out, 1, 1]
+                ValueShape::flat(n, out)
             }
             Op::Add => {
-                let y = shapes[node.inputs[1]];
-                if x != y {
-                    return Err(fail(format!("adds {x:?} to {y:?}")));
+                let y = &shapes[node.inputs[1]];
+                if value.dims != y.dims {
+                    return Err(fail(format!("adds {:?} to {:?}", value.dims, y.dims)));
                 }
-                x
+                value
             }
-            Op::Rectifier(_) | Op::Identity => x,
+            Op::Rectifier(_) | Op::Identity => value,
             Op::AdaptiveAvgPool([oh, ow]) => {
+                image_like("adaptive pooling")?;
                 if *oh == 0 || *ow == 0 {
                     return Err(fail("output size must be positive".into()));
                 }
-                [n, c, *oh, *ow]
+                ValueShape::nchw([n, c, *oh, *ow])
+            }
+            Op::Ext(ExtOp::Tensor(t)) => {
+                let xs: Vec<ValueShape> = node.inputs.iter().map(|&i| shapes[i].clone()).collect();
+                t.output_shape(&xs).map_err(fail)?
             }
             Op::Ext(e) => {
-                let xs: Vec<[usize; 4]> = node.inputs.iter().map(|&i| shapes[i]).collect();
-                e.output_shape(&xs).map_err(fail)?
+                if matches!(e, ExtOp::ConvTranspose2d(_) | ExtOp::Pad(_) | ExtOp::Lrn(_)) {
+                    image_like(e.kind())?;
+                }
+                let xs: Vec<[usize; 4]> = node.inputs.iter().map(|&i| shapes[i].physical()).collect();
+                let p = e.output_shape(&xs).map_err(fail)?;
+                match e {
+                    ExtOp::Activation(_) | ExtOp::Softmax => value,
+                    _ if value.rank() == 4 => ValueShape {
+                        dims: p.to_vec(),
+                        axes: value.axes,
+                    },
+                    _ if p == x => value,
+                    _ => ValueShape::conventional(p[..value.rank().max(2)].to_vec()),
+                }
             }
         };
         // One budget for every activation, checked before anything is allocated: a padding of
         // 100000 is refused here rather than by the allocator.
-        crate::limits::check_tensor_of(&out, || format!("layer '{}' ({})", node.name, node.op.kind()))
-            .map_err(|reason| RuntimeError::InputShape {
-                got: input.to_vec(),
-                reason,
-            })?;
+        crate::limits::check_tensor_of(&out.dims, || {
+            format!("layer '{}' ({})", node.name, node.op.kind())
+        })
+        .map_err(|reason| RuntimeError::InputShape {
+            got: input.to_vec(),
+            reason,
+        })?;
         shapes.push(out);
     }
     Ok(shapes)

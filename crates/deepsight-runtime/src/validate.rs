@@ -131,7 +131,21 @@ fn ext(e: &ExtOp) -> Result<(), String> {
             match *a {
                 A::LeakyRelu { alpha } => finite("alpha", alpha),
                 A::HardSigmoid { alpha, beta } => finite("alpha", alpha).and(finite("beta", beta)),
-                A::Sigmoid | A::HardSwish | A::Tanh => Ok(()),
+                A::Elu { alpha } => finite("alpha", alpha),
+                A::Selu { alpha, gamma } => finite("alpha", alpha).and(finite("gamma", gamma)),
+                A::Pow { exponent } => finite("exponent", exponent),
+                A::Sigmoid
+                | A::HardSwish
+                | A::Tanh
+                | A::Erf
+                | A::Gelu
+                | A::Softplus
+                | A::Mish
+                | A::Sqrt
+                | A::Exp
+                | A::Neg
+                | A::Abs
+                | A::Reciprocal => Ok(()),
             }
         }
         ExtOp::Pad(p) => {
@@ -141,5 +155,28 @@ fn ext(e: &ExtOp) -> Result<(), String> {
             Ok(())
         }
         ExtOp::Softmax | ExtOp::Binary(_) | ExtOp::WithConstant { .. } | ExtOp::Concat => Ok(()),
+        ExtOp::Tensor(t) => tensor_op(t),
+    }
+}
+
+fn tensor_op(t: &crate::tensor_ops::TensorOp) -> Result<(), String> {
+    use crate::tensor_ops::TensorOp as T;
+    match t {
+        T::LayerNorm { eps, .. } | T::GroupNorm { eps, .. } if !(eps.is_finite() && *eps >= 0.0) => {
+            Err(format!("epsilon {eps} must be a finite non-negative number"))
+        }
+        T::GroupNorm { groups: 0, .. } => Err("the group count must be at least 1".into()),
+        T::Slice { step: 0, .. } => Err("the slice step must be at least 1".into()),
+        T::Resize(r)
+            if r.scales
+                .is_some_and(|s| s.iter().any(|v| !(v.is_finite() && *v > 0.0))) =>
+        {
+            Err(format!(
+                "scales {:?} must be positive",
+                r.scales.unwrap_or_default()
+            ))
+        }
+        T::Resize(r) if r.size.contains(&0) => Err("the output size must be positive".into()),
+        _ => Ok(()),
     }
 }

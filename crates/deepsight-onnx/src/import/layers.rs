@@ -220,6 +220,10 @@ impl Importer<'_> {
     }
 
     pub(super) fn matmul(&mut self, node: &NodeRef) -> Result<Value> {
+        let a = self.value(node, 0)?.clone();
+        if matches!(a, Value::Const(_)) || self.dims(&a).len() != 2 {
+            return self.matmul_any(node);
+        }
         let b = match self.value(node, 1)? {
             Value::Const(b) => b.clone(),
             _ => {

@@ -5,11 +5,14 @@ use crate::constant::{Const, axis};
 use crate::error::{OnnxError, Result};
 use crate::node::NodeRef;
 
+mod gelu_pattern;
+mod general;
 mod layers;
 mod lrn_pattern;
 mod shape_ops;
 use deepsight_runtime::{
     Activation, Bounds, Device, ExtOp, Graph, Lrn, NodeId, Op, Pad, Padding, Pool, Tensor, TensorData,
+    TensorOp, ValueShape,
 };
 use onnx_protobuf::{GraphProto, ModelProto};
 use std::collections::{HashMap, HashSet};
@@ -43,7 +46,10 @@ pub(crate) struct Importer<'a> {
     graph: Graph,
     device: &'a Device,
     values: HashMap<String, Value>,
+    /// Every node's stored shape (its ONNX shape for rank 4).
     shapes: Vec<[usize; 4]>,
+    /// Every node's ONNX shape and axis meanings.
+    logical: Vec<ValueShape>,
     input_shape: [usize; 4],
     opset: i64,
     consumed: HashSet<&'a str>,
@@ -51,6 +57,8 @@ pub(crate) struct Importer<'a> {
     nhwc_input: Option<String>,
     /// PyTorch LocalResponseNorm chains (`lrn_pattern.rs`).
     lrn: lrn_pattern::LrnPatterns<'a>,
+    /// The exporters' exact-GELU chains (`gelu_pattern.rs`).
+    gelu: gelu_pattern::GeluPatterns,
 }
 
 fn dims_of_info(info: &onnx_protobuf::ValueInfoProto) -> Option<Vec<Option<usize>>> {
@@ -127,13 +135,23 @@ pub(crate) fn import_model(
     };
     let readers: Vec<_> = g.node.iter().filter(|n| n.input.contains(&input.name)).collect();
     let nhwc = !readers.is_empty() && readers.iter().all(|n| to_nchw(n));
+    // A Keras model whose preprocessing layers (Rescaling, Normalization) run on the NHWC input
+    // before its Transpose: DeepSight feeds NCHW and transposes it back for them.
+    let nhwc_preprocessed = !nhwc
+        && matches!(dims.as_slice(), [_, h, _, Some(1 | 3)] if !matches!(h, Some(1 | 3)))
+        && g.node.iter().any(|n| {
+            n.op_type == "Transpose"
+                && n.attribute
+                    .iter()
+                    .any(|a| a.name == "perm" && a.ints == [0, 3, 1, 2])
+        });
     if nhwc {
         notes.push(format!(
             "the model's NHWC input '{}' is fed as NCHW (its Transpose is skipped)",
             input.name
         ));
     }
-    let (channels, declared) = match (dims.as_slice(), nhwc) {
+    let (channels, declared) = match (dims.as_slice(), nhwc || nhwc_preprocessed) {
         ([_, h, w, Some(c)], true) => (*c, [*h, *w]),
         ([_, Some(c), h, w], false) => (*c, [*h, *w]),
         _ => {
@@ -174,15 +192,29 @@ pub(crate) fn import_model(
         device,
         values,
         shapes: Vec::new(),
+        logical: Vec::new(),
         input_shape: [1, channels, size[0], size[1]],
         opset,
         consumed,
         nhwc_input: nhwc.then(|| input.name.clone()),
         lrn: lrn_pattern::LrnPatterns::new(g),
+        gelu: gelu_pattern::GeluPatterns::new(g),
     };
     imp.refresh_shapes()?;
     imp.values
         .insert(input.name.clone(), Value::Node { id: 0, rank: 4 });
+    if nhwc_preprocessed {
+        notes.push(format!(
+            "the model's NHWC input '{}' is fed as NCHW and transposed back for the layers before its own Transpose",
+            input.name
+        ));
+        let v = imp.push_tensor(
+            format!("{}:nhwc", input.name),
+            TensorOp::Transpose(vec![0, 2, 3, 1]),
+            &[0],
+        )?;
+        imp.values.insert(input.name.clone(), v);
+    }
     // A trailing softmax turns scores into probabilities; every method wants the scores.
     let mut output_name = output.name.clone();
     let softmax_at = g.node.iter().position(|n| {
@@ -190,6 +222,9 @@ pub(crate) fn import_model(
     });
     for (i, proto) in g.node.iter().enumerate() {
         let node = NodeRef::new(proto, i);
+        if imp.gelu.is_inside(i) {
+            continue;
+        }
         if Some(i) == softmax_at {
             let src = node.input(0).ok_or_else(|| node.invalid("no input"))?;
             notes.push(format!(
@@ -246,7 +281,8 @@ fn same_pads(
 
 impl<'a> Importer<'a> {
     fn refresh_shapes(&mut self) -> Result<()> {
-        self.shapes = self.graph.infer_shapes(self.input_shape)?;
+        self.logical = self.graph.infer_values(self.input_shape)?;
+        self.shapes = self.logical.iter().map(ValueShape::physical).collect();
         Ok(())
     }
 
@@ -288,10 +324,7 @@ impl<'a> Importer<'a> {
     fn dims(&self, v: &Value) -> Vec<usize> {
         match v {
             Value::Const(c) => c.dims.clone(),
-            Value::Node { id, rank } => {
-                let s = self.shapes[*id];
-                if *rank == 2 { vec![s[0], s[1]] } else { s.to_vec() }
-            }
+            Value::Node { id, .. } => self.logical[*id].dims.clone(),
             Value::Padded { id, pad, .. } => {
                 let [n, c, h, w] = self.shapes[*id];
                 vec![n, c, h + pad.pads[0] + pad.pads[2], w + pad.pads[1] + pad.pads[3]]
@@ -338,6 +371,9 @@ impl<'a> Importer<'a> {
 
     fn convert(&mut self, node: &NodeRef) -> Result<Value> {
         if let Some(v) = self.lrn_pattern(node)? {
+            return Ok(v);
+        }
+        if let Some(v) = self.gelu_pattern(node)? {
             return Ok(v);
         }
         let all_const = (0..node.proto.input.len())
@@ -392,6 +428,52 @@ impl<'a> Importer<'a> {
             }
             "HardSwish" => self.unary(node, Op::Ext(ExtOp::Activation(Activation::HardSwish))),
             "Tanh" => self.unary(node, Op::Ext(ExtOp::Activation(Activation::Tanh))),
+            "Erf" => self.unary(node, Op::Ext(ExtOp::Activation(Activation::Erf))),
+            "Gelu" => match node.string("approximate")?.as_deref().unwrap_or("none") {
+                "none" => self.unary(node, Op::Ext(ExtOp::Activation(Activation::Gelu))),
+                other => Err(node.unsupported(format!("approximate = '{other}' (only the exact GELU)"))),
+            },
+            "Softplus" => self.unary(node, Op::Ext(ExtOp::Activation(Activation::Softplus))),
+            "Mish" => self.unary(node, Op::Ext(ExtOp::Activation(Activation::Mish))),
+            "Elu" => {
+                let alpha = node.float("alpha", 1.0)?;
+                self.unary(node, Op::Ext(ExtOp::Activation(Activation::Elu { alpha })))
+            }
+            "Selu" => {
+                let alpha = node.float("alpha", 1.673_263_2)?;
+                let gamma = node.float("gamma", 1.050_701)?;
+                self.unary(
+                    node,
+                    Op::Ext(ExtOp::Activation(Activation::Selu { alpha, gamma })),
+                )
+            }
+            "Sqrt" | "Exp" | "Neg" | "Abs" | "Reciprocal" => {
+                let f = match node.op() {
+                    "Sqrt" => Activation::Sqrt,
+                    "Exp" => Activation::Exp,
+                    "Neg" => Activation::Neg,
+                    "Abs" => Activation::Abs,
+                    _ => Activation::Reciprocal,
+                };
+                self.unary(node, Op::Ext(ExtOp::Activation(f)))
+            }
+            "Pow" => {
+                let exponent = self
+                    .constant(node, 1)?
+                    .scalar_f32()
+                    .map_err(|e| node.invalid(e))?;
+                self.unary(node, Op::Ext(ExtOp::Activation(Activation::Pow { exponent })))
+            }
+            "PRelu" => self.prelu(node),
+            "Slice" => self.slice(node),
+            "Split" => self.split(node),
+            "Gather" => self.gather(node),
+            "ReduceMax" | "ReduceSum" => self.reduce(node),
+            "LayerNormalization" => self.layer_norm(node),
+            "GroupNormalization" | "InstanceNormalization" => self.group_norm(node),
+            "Resize" | "Upsample" => self.resize(node),
+            "Expand" => self.expand(node),
+            "Where" => self.where_op(node),
             "MaxPool" | "AveragePool" => self.pool(node),
             "GlobalAveragePool" => {
                 let (x, rank) = self.activation(node, 0)?;
@@ -429,14 +511,26 @@ impl<'a> Importer<'a> {
                 let (x, rank) = self.activation(node, 0)?;
                 let default = if self.opset >= 13 { -1 } else { 1 };
                 let ax = axis(node.int("axis", default)?, rank).map_err(|e| node.invalid(e))?;
-                if ax != 1 && !(rank == 4 && self.shapes[x][2] * self.shapes[x][3] == 1) {
-                    return Err(node.unsupported(format!("softmax over axis {ax} (only over channels)")));
+                let dims = self.logical[x].dims.clone();
+                let channels =
+                    (ax == 1 && matches!(rank, 2 | 4)) || (rank == 4 && ax == 1 && dims[2] * dims[3] == 1);
+                if channels {
+                    let id = self.push(node.name.clone(), Op::Ext(ExtOp::Softmax), &[x])?;
+                    return Ok(Value::Node { id, rank });
                 }
-                let id = self.push(node.name.clone(), Op::Ext(ExtOp::Softmax), &[x])?;
-                Ok(Value::Node { id, rank })
+                // Before opset 13 Softmax flattens the axes from `axis` on into one.
+                if self.opset < 13 && dims[ax + 1..].iter().any(|&d| d != 1) {
+                    return Err(node.unsupported(format!(
+                        "a pre-13 softmax over the flattened axes {ax}.. of {dims:?}"
+                    )));
+                }
+                if ax == 0 {
+                    return Err(node.unsupported("a softmax over the batch"));
+                }
+                self.push_tensor(node.name.clone(), TensorOp::Softmax { axis: ax }, &[x])
             }
             "Flatten" | "Reshape" | "Squeeze" | "Unsqueeze" | "Transpose" => self.layout(node),
-            "ReduceMean" => self.reduce_mean(node),
+            "ReduceMean" => self.reduce(node),
             "Concat" => self.concat(node),
             other => Err(node.unsupported(format!(
                 "operator '{other}' is not supported; DeepSight imports CNN classifiers built from: {}",
@@ -496,6 +590,28 @@ pub const SUPPORTED: &[&str] = &[
     "Cast",
     "Softmax",
     "ReduceMean",
+    "ReduceMax",
+    "ReduceSum",
+    "Erf",
+    "Gelu",
+    "Softplus",
+    "Mish",
+    "Elu",
+    "Selu",
+    "PRelu",
+    "Sqrt",
+    "Exp",
+    "Neg",
+    "Abs",
+    "Reciprocal",
+    "Split",
+    "Expand",
+    "Where",
+    "LayerNormalization",
+    "GroupNormalization",
+    "InstanceNormalization",
+    "Resize",
+    "Upsample",
     "Constant",
     "Shape",
     "Gather",

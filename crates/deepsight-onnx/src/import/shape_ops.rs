@@ -5,7 +5,7 @@ use super::{Importer, Value};
 use crate::constant::{axis, resolve_reshape};
 use crate::error::Result;
 use crate::node::NodeRef;
-use deepsight_runtime::{Arithmetic, ExtOp, Op, Pad};
+use deepsight_runtime::{Arithmetic, Constant, ExtOp, Op, Pad, TensorOp};
 
 impl Importer<'_> {
     pub(super) fn arithmetic(&mut self, node: &NodeRef) -> Result<Value> {
@@ -21,6 +21,14 @@ impl Importer<'_> {
             (Value::Const(c), _) | (_, Value::Const(c)) => {
                 let constant_first = matches!(a, Value::Const(_));
                 let (x, rank) = self.activation(node, if constant_first { 1 } else { 0 })?;
+                if !matches!(rank, 2 | 4) || c.dims.len() > rank {
+                    let op = TensorOp::WithConstant {
+                        op,
+                        constant: Constant::new(c.to_f32(), c.dims.clone(), self.device),
+                        constant_first,
+                    };
+                    return self.push_tensor(node.name.clone(), op, &[x]);
+                }
                 if c.dims.len() > rank {
                     return Err(node.unsupported(format!(
                         "a constant of rank {} on a rank-{rank} activation",
@@ -50,8 +58,8 @@ impl Importer<'_> {
             _ => {
                 let (x, rx) = self.activation(node, 0)?;
                 let (y, ry) = self.activation(node, 1)?;
-                if rx != ry {
-                    return Err(node.unsupported(format!("combining a rank-{rx} and a rank-{ry} activation")));
+                if rx != ry || !matches!(rx, 2 | 4) {
+                    return self.push_tensor(node.name.clone(), TensorOp::Binary(op), &[x, y]);
                 }
                 let same = self.shapes[x] == self.shapes[y];
                 let gop = if same && op == Arithmetic::Add {
@@ -117,8 +125,8 @@ impl Importer<'_> {
         })
     }
 
-    /// Flatten, Reshape, Squeeze, Unsqueeze and Transpose on activations: only the ones that do
-    /// not move values (`[N, C, 1, 1] <-> [N, C]`, `[N, C, H, W] -> [N, C*H*W]`, identity perms).
+    /// Flatten, Reshape, Squeeze, Unsqueeze and Transpose on activations: the identity, a
+    /// flatten to `[N, F]`, otherwise a [`TensorOp`] (the batch stays first).
     pub(super) fn layout(&mut self, node: &NodeRef) -> Result<Value> {
         let src = self.value(node, 0)?.clone();
         let dims = self.dims(&src);
@@ -159,56 +167,33 @@ impl Importer<'_> {
                     .ints("perm")?
                     .unwrap_or_else(|| (0..dims.len() as i64).rev().collect());
                 let from_nhwc_input = self.nhwc_input.as_deref() == node.input(0) && perm == [0, 3, 1, 2];
-                if !from_nhwc_input && perm.iter().enumerate().any(|(k, &p)| p != k as i64) {
-                    return Err(node.unsupported(format!(
-                        "perm {perm:?} reorders the dimensions of an activation (DeepSight keeps [N, C, H, W])"
-                    )));
+                let identity = perm.iter().enumerate().all(|(k, &p)| p == k as i64);
+                if !from_nhwc_input && !identity {
+                    let perm: Vec<usize> = perm
+                        .iter()
+                        .map(|&p| axis(p, dims.len()))
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(|e| node.invalid(e))?;
+                    let (x, _) = self.activation(node, 0)?;
+                    return self.push_tensor(node.name.clone(), TensorOp::Transpose(perm), &[x]);
                 }
                 dims.clone()
             }
         };
         let (x, _) = self.activation(node, 0)?;
-        let [_, c, h, w] = self.shapes[x];
-        let op = match target.len() {
-            _ if target[0] != dims[0] => None,
-            4 if target == dims || (h * w == 1 && target[1..] == [c, 1, 1]) => Some((Op::Identity, 4)),
-            2 if target[1] == c * h * w && h * w == 1 => Some((Op::Identity, 2)),
-            2 if target[1] == c * h * w => Some((Op::Flatten, 2)),
-            _ => None,
-        };
-        let Some((op, rank)) = op else {
+        if target == dims {
+            return self.unary(node, Op::Identity);
+        }
+        if target[0] != dims[0] {
             return Err(node.unsupported(format!(
-                "reshaping {dims:?} to {target:?} moves values between channels, positions or the batch; \
-                 DeepSight supports flattening to [N, features] only"
-            )));
-        };
-        let id = self.push(node.name.clone(), op, &[x])?;
-        Ok(Value::Node { id, rank })
-    }
-
-    /// The spatial mean (tf2onnx's global average pooling) as a GlobalAvgPool.
-    pub(super) fn reduce_mean(&mut self, node: &NodeRef) -> Result<Value> {
-        let (x, rank) = self.activation(node, 0)?;
-        let axes = match self.optional_constant(node, 1)? {
-            Some(a) => a.to_i64(),
-            None => node.ints("axes")?.unwrap_or_default(),
-        };
-        let mut axes: Vec<usize> = axes
-            .iter()
-            .map(|&a| axis(a, rank))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| node.invalid(e))?;
-        axes.sort_unstable();
-        if rank != 4 || axes != [2, 3] {
-            return Err(node.unsupported(format!(
-                "a mean over axes {axes:?} of a rank-{rank} activation (only over height and width)"
+                "reshaping {dims:?} to {target:?} moves values between the batch and other axes"
             )));
         }
-        let id = self.push(node.name.clone(), Op::GlobalAvgPool, &[x])?;
-        Ok(Value::Node {
-            id,
-            rank: if node.flag("keepdims", true)? { 4 } else { 2 },
-        })
+        if target.len() == 2 && dims.len() >= 2 {
+            let id = self.push(node.name.clone(), Op::Flatten, &[x])?;
+            return Ok(self.node_value(id));
+        }
+        self.push_tensor(node.name.clone(), TensorOp::Reshape(target), &[x])
     }
 
     pub(super) fn concat(&mut self, node: &NodeRef) -> Result<Value> {
@@ -221,10 +206,8 @@ impl Importer<'_> {
             rank = r;
         }
         let ax = axis(node.int("axis", 1)?, rank).map_err(|e| node.invalid(e))?;
-        if ax != 1 {
-            return Err(node.unsupported(format!(
-                "concatenating activations along axis {ax} (only channels)"
-            )));
+        if ax != 1 || !matches!(rank, 2 | 4) {
+            return self.push_tensor(node.name.clone(), TensorOp::Concat { axis: ax }, &ids);
         }
         let id = self.push(node.name.clone(), Op::Ext(ExtOp::Concat), &ids)?;
         Ok(Value::Node { id, rank })
