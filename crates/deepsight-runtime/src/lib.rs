@@ -34,7 +34,9 @@ pub use model::GraphModel;
 pub use ops::{Activation, Arithmetic, ConvTranspose2d, ExtOp, Lrn, Pad};
 pub use rectifier::{Bounds, RectifierRule, rectify};
 pub use resume::Resume;
-pub use tensor_ops::{Constant, CoordinateMode, Interpolation, NearestMode, Reduction, Resize, TensorOp};
+pub use tensor_ops::{
+    Comparison, Constant, CoordinateMode, Interpolation, NearestMode, Reduction, Resize, TensorOp,
+};
 pub use value::{Axis, ValueShape};
 
 /// burn's tensor type and device, re-exported so users need no direct burn dependency.

@@ -34,6 +34,16 @@ impl Constant {
     }
 }
 
+/// A comparison of [`TensorOp::Compare`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Greater,
+    GreaterOrEqual,
+    Less,
+    LessOrEqual,
+    Equal,
+}
+
 /// How a reduction combines the values along its axes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reduction {
@@ -154,12 +164,20 @@ pub enum TensorOp {
         constant: Constant,
         constant_first: bool,
     },
-    /// `mask ? a : b`, with a constant mask; `a` and `b` are the inputs in order, or a constant
-    /// where `then_value` / `else_value` is given.
+    /// `mask ? a : b`; the mask is a constant, or else the first input (nonzero is true); `a`
+    /// and `b` are the next inputs in order, or a constant where `then_value` / `else_value` is
+    /// given.
     Where {
-        mask: Constant,
+        mask: Option<Constant>,
         then_value: Option<Constant>,
         else_value: Option<Constant>,
+    },
+    /// A comparison with a constant, 1 where it holds and 0 elsewhere (a mask for `Where`; it
+    /// passes no gradient); `constant_first` for `constant < x` and the like.
+    Compare {
+        op: Comparison,
+        constant: Constant,
+        constant_first: bool,
     },
     Resize(Resize),
 }
@@ -263,19 +281,43 @@ fn with_constant<const R: usize>(
     stored(if constant_first { op.on(c, x) } else { op.on(x, c) })
 }
 
+fn compare<const R: usize>(
+    op: Comparison,
+    x: Tensor<4>,
+    dims: &[usize],
+    c: &Constant,
+    constant_first: bool,
+    out: &[usize],
+) -> Tensor<4> {
+    let shape = aligned::<R>(out);
+    let (x, c) = (
+        view::<R>(x, dims).detach().expand(shape),
+        c.view::<R>().expand(shape),
+    );
+    let (a, b) = if constant_first { (c, x) } else { (x, c) };
+    let m = match op {
+        Comparison::Greater => a.greater(b),
+        Comparison::GreaterOrEqual => a.greater_equal(b),
+        Comparison::Less => a.lower(b),
+        Comparison::LessOrEqual => a.lower_equal(b),
+        Comparison::Equal => a.equal(b),
+    };
+    stored(m.float())
+}
+
 fn prelu<const R: usize>(x: Tensor<4>, dims: &[usize], slope: &Constant) -> Tensor<4> {
     let x = view::<R>(x, dims);
     stored(x.clone().clamp_min(0.0) + x.clamp_max(0.0) * slope.view::<R>())
 }
 
 fn select<const R: usize>(
-    mask: &Constant,
+    mask: (Tensor<4>, &[usize]),
     a: (Tensor<4>, &[usize]),
     b: (Tensor<4>, &[usize]),
     out: &[usize],
 ) -> Tensor<4> {
     let shape = aligned::<R>(out);
-    let m: Tensor<R, Bool> = mask.view::<R>().expand(shape).greater_elem(0.5);
+    let m: Tensor<R, Bool> = view::<R>(mask.0, mask.1).expand(shape).not_equal_elem(0.0);
     let a = view::<R>(a.0, a.1).expand(shape);
     let b = view::<R>(b.0, b.1).expand(shape);
     stored(b.mask_where(m, a))
@@ -362,6 +404,7 @@ impl TensorOp {
             TensorOp::PRelu(_) => "PRelu",
             TensorOp::Binary(_) | TensorOp::WithConstant { .. } => "Arithmetic",
             TensorOp::Where { .. } => "Where",
+            TensorOp::Compare { .. } => "Compare",
             TensorOp::Resize(_) => "Resize",
         }
     }
@@ -387,8 +430,10 @@ impl TensorOp {
             TensorOp::Where {
                 then_value,
                 else_value,
-                ..
-            } => Some(2 - then_value.is_some() as usize - else_value.is_some() as usize),
+                mask,
+            } => Some(
+                3 - mask.is_some() as usize - then_value.is_some() as usize - else_value.is_some() as usize,
+            ),
             _ => Some(1),
         }
     }
@@ -496,6 +541,10 @@ impl TensorOp {
                     |c: &Constant| (c.values.clone().reshape(physical(&c.dims)), c.dims.clone());
                 let mut inputs =
                     std::iter::once((x, d.to_vec())).chain(args.into_iter().zip(dims[1..].iter().cloned()));
+                let m = mask
+                    .as_ref()
+                    .map(materialise)
+                    .unwrap_or_else(|| inputs.next().expect("arity"));
                 let a = then_value
                     .as_ref()
                     .map(materialise)
@@ -504,8 +553,13 @@ impl TensorOp {
                     .as_ref()
                     .map(materialise)
                     .unwrap_or_else(|| inputs.next().expect("arity"));
-                by_rank!(out.len(), select(mask, (a.0, &a.1), (b.0, &b.1), out))
+                by_rank!(out.len(), select((m.0, &m.1), (a.0, &a.1), (b.0, &b.1), out))
             }
+            TensorOp::Compare {
+                op,
+                constant,
+                constant_first,
+            } => by_rank!(out.len(), compare(*op, x, d, constant, *constant_first, out)),
             TensorOp::Resize(rs) => {
                 let [n, c, h, w] = x.dims();
                 let device = x.device();
@@ -692,19 +746,23 @@ impl TensorOp {
                 else_value,
             } => {
                 let mut s = x.clone();
-                for y in xs[1..].iter().cloned().chain(
-                    [
-                        mask,
-                        then_value.as_ref().unwrap_or(mask),
-                        else_value.as_ref().unwrap_or(mask),
-                    ]
-                    .into_iter()
-                    .map(|c| ValueShape::conventional(c.dims.clone())),
-                ) {
+                let constants = [mask, then_value, else_value].into_iter().flatten();
+                for y in xs[1..]
+                    .iter()
+                    .cloned()
+                    .chain(constants.map(|c| ValueShape::conventional(c.dims.clone())))
+                {
                     s = broadcast_shape(&s, &y)?;
                 }
                 if s.dims[0] != x.dims[0] {
                     return Err("a constant varies over the batch".into());
+                }
+                s
+            }
+            TensorOp::Compare { constant, .. } => {
+                let s = broadcast_shape(x, &ValueShape::conventional(constant.dims.clone()))?;
+                if s.dims[0] != x.dims[0] {
+                    return Err(format!("a constant of {:?} varies over the batch", constant.dims));
                 }
                 s
             }

@@ -8,8 +8,8 @@ use crate::constant::{Const, axis};
 use crate::error::Result;
 use crate::node::NodeRef;
 use deepsight_runtime::{
-    Constant, CoordinateMode, ExtOp, Interpolation, NearestMode, NodeId, Op, Reduction, Resize, Tensor,
-    TensorData, TensorOp,
+    Comparison, Constant, CoordinateMode, ExtOp, Interpolation, NearestMode, NodeId, Op, Reduction, Resize,
+    Tensor, TensorData, TensorOp,
 };
 
 impl Importer<'_> {
@@ -368,9 +368,29 @@ impl Importer<'_> {
         self.push_tensor(node.name.clone(), TensorOp::Expand(shape), &[x])
     }
 
-    /// Where with a constant condition; either branch may be a constant.
+    /// A comparison of an activation with a constant, as a 0/1 mask.
+    pub(super) fn compare(&mut self, node: &NodeRef) -> Result<Value> {
+        let op = match node.op() {
+            "Greater" => Comparison::Greater,
+            "GreaterOrEqual" => Comparison::GreaterOrEqual,
+            "Less" => Comparison::Less,
+            "LessOrEqual" => Comparison::LessOrEqual,
+            _ => Comparison::Equal,
+        };
+        let constant_first = matches!(self.value(node, 0)?, Value::Const(_));
+        let (c, k) = if constant_first { (0, 1) } else { (1, 0) };
+        let constant = self.constant(node, c)?;
+        let (x, _) = self.activation(node, k)?;
+        let op = TensorOp::Compare {
+            op,
+            constant: self.runtime_constant(&constant),
+            constant_first,
+        };
+        self.push_tensor(node.name.clone(), op, &[x])
+    }
+
+    /// Where; the condition and either branch may be constants.
     pub(super) fn where_op(&mut self, node: &NodeRef) -> Result<Value> {
-        let mask = self.constant(node, 0)?;
         let mut inputs = Vec::new();
         let mut branch = |imp: &mut Self, k: usize| -> Result<Option<Constant>> {
             match imp.value(node, k)?.clone() {
@@ -381,10 +401,11 @@ impl Importer<'_> {
                 }
             }
         };
+        let mask = branch(self, 0)?;
         let then_value = branch(self, 1)?;
         let else_value = branch(self, 2)?;
         let op = TensorOp::Where {
-            mask: self.runtime_constant(&mask),
+            mask,
             then_value,
             else_value,
         };

@@ -474,6 +474,7 @@ impl<'a> Importer<'a> {
             "Resize" | "Upsample" => self.resize(node),
             "Expand" => self.expand(node),
             "Where" => self.where_op(node),
+            "Greater" | "GreaterOrEqual" | "Less" | "LessOrEqual" | "Equal" => self.compare(node),
             "MaxPool" | "AveragePool" => self.pool(node),
             "GlobalAveragePool" => {
                 let (x, rank) = self.activation(node, 0)?;
@@ -607,6 +608,9 @@ pub const SUPPORTED: &[&str] = &[
     "Split",
     "Expand",
     "Where",
+    "Greater",
+    "Less",
+    "Equal",
     "LayerNormalization",
     "GroupNormalization",
     "InstanceNormalization",
