@@ -10,6 +10,8 @@ use onnx_protobuf::{
 };
 use std::path::PathBuf;
 
+pub mod zoo;
+
 pub fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
