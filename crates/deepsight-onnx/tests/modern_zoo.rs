@@ -32,3 +32,34 @@ fn modern_blocks_match_pytorch() {
         assert!(row.saliency_r >= 0.99999, "{name}: {row:?}");
     }
 }
+
+/// A Keras model's Rescaling and Normalization on its NHWC input, before the Transpose that
+/// DeepSight used to skip: the image is fed NCHW, transposed back for them, and the logits are
+/// onnxruntime's.
+#[test]
+fn keras_preprocessing_before_the_transpose_runs_in_the_model() {
+    use deepsight_runtime::{
+        Classifier, GraphModel, LayeredClassifier, Tensor, TensorData, default_device, to_vec,
+    };
+    let d = default_device();
+    let imported = deepsight_onnx::import_file(&data("keras_preprocessed.onnx"), &d, None).unwrap();
+    assert!(
+        imported.notes.iter().any(|n| n.contains("transposed back")),
+        "{:?}",
+        imported.notes
+    );
+    assert_eq!(imported.input_size, [16, 16]);
+    let model = GraphModel::new(imported.graph, imported.input_size, d.clone()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data("keras_preprocessed.json")).unwrap()).unwrap();
+    let x = Tensor::from_data(
+        TensorData::new(common::floats(&r["input_nchw"]), [1, 3, 16, 16]),
+        &d,
+    );
+    let got = to_vec(model.logits(x).unwrap());
+    let want = common::floats(&r["logits"]);
+    let diff = common::zoo::max_diff(&got, &want);
+    println!("keras preprocessing: logits max diff {diff:e}");
+    assert!(diff < 1e-5, "{got:?} vs {want:?}");
+    assert_eq!(model.default_cam_layer().as_deref(), Some("swish"));
+}
