@@ -389,3 +389,57 @@ fn squeeze_without_axes_keeps_the_batch() {
     };
     assert_eq!(run(squeezed), run(flat));
 }
+
+/// What the general operators still refuse: each one line naming the node, its operator and
+/// what is missing.
+#[test]
+fn unsupported_patterns_of_the_general_operators_are_named() {
+    let insert =
+        |n: &mut Vec<NodeProto>, i: &mut Vec<TensorProto>, op: NodeProto, extra: Vec<TensorProto>| {
+            n.insert(1, op);
+            n[2].input[0] = "odd".into();
+            i.extend(extra);
+        };
+    let cases: Vec<(NodeProto, Vec<TensorProto>, &[&str])> = vec![
+        (
+            node("MatMul", &["conv", "conv"], "odd", vec![]),
+            vec![],
+            &["'odd'", "(MatMul)", "product of two activations"],
+        ),
+        (
+            node(
+                "Resize",
+                &["conv", "", "scales"],
+                "odd",
+                vec![string("mode", "cubic")],
+            ),
+            vec![tensor("scales", &[4], &[1.0, 1.0, 2.0, 2.0])],
+            &["'odd'", "(Resize)", "mode 'cubic'"],
+        ),
+        (
+            node("Slice", &["conv", "s", "e", "a", "st"], "odd", vec![]),
+            vec![
+                ints_tensor("s", &[7]),
+                ints_tensor("e", &[0]),
+                ints_tensor("a", &[2]),
+                ints_tensor("st", &[-1]),
+            ],
+            &["'odd'", "(Slice)", "step -1"],
+        ),
+        (
+            node("ReduceMean", &["conv"], "odd", vec![ints("axes", &[0, 1])]),
+            vec![],
+            &["'odd'", "(ReduceMean)", "include the batch"],
+        ),
+        (
+            node("Gelu", &["conv"], "odd", vec![string("approximate", "tanh")]),
+            vec![],
+            &["'odd'", "(Gelu)", "approximate = 'tanh'"],
+        ),
+    ];
+    for (op, extra, parts) in cases {
+        let (mut n, mut i) = base();
+        insert(&mut n, &mut i, op, extra);
+        assert_mentions(&error(&bytes(n, i)), parts);
+    }
+}
