@@ -322,6 +322,13 @@ impl Graph {
     pub fn infer_values(&self, input: [usize; 4]) -> Result<Vec<ValueShape>> {
         crate::shapes::infer(self, input)
     }
+
+    /// Extends `known` (the shapes of the first nodes, as [`Graph::infer_values`] gave them) to
+    /// every node: a graph built node by node is checked in linear time.
+    pub fn extend_values(&self, input: [usize; 4], known: &mut Vec<ValueShape>) -> Result<()> {
+        known.truncate(self.nodes.len());
+        crate::shapes::infer_from(self, input, known)
+    }
 }
 
 impl Graph {

@@ -57,7 +57,13 @@ fn pool_out(p: &Pool, h: usize, w: usize) -> Option<[usize; 2]> {
 
 pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<ValueShape>> {
     let mut shapes: Vec<ValueShape> = Vec::with_capacity(graph.nodes().len());
-    for node in graph.nodes() {
+    infer_from(graph, input, &mut shapes)?;
+    Ok(shapes)
+}
+
+/// Infers the shapes of the nodes after the `shapes.len()` already known.
+pub(crate) fn infer_from(graph: &Graph, input: [usize; 4], shapes: &mut Vec<ValueShape>) -> Result<()> {
+    for node in &graph.nodes()[shapes.len()..] {
         let fail = |reason: String| RuntimeError::InputShape {
             got: input.to_vec(),
             reason: format!("layer '{}' ({}): {reason}", node.name, node.op.kind()),
@@ -189,5 +195,5 @@ pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<ValueShape>>
         })?;
         shapes.push(out);
     }
-    Ok(shapes)
+    Ok(())
 }

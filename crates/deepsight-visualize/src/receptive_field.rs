@@ -224,7 +224,9 @@ impl<'g> ReceptiveFields<'g> {
                     }
                 })
             }
-            Op::Input | Op::GlobalAvgPool | Op::Flatten | Op::Linear(_) => whole,
+            // Operations on values of other ranks and layouts move values between positions:
+            // the whole input, a bound that is always safe.
+            Op::Input | Op::GlobalAvgPool | Op::Flatten | Op::Linear(_) | Op::Ext(ExtOp::Tensor(_)) => whole,
         }
     }
 }

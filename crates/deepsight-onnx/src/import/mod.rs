@@ -280,9 +280,11 @@ fn same_pads(
 }
 
 impl<'a> Importer<'a> {
+    /// Infers the shapes of the nodes pushed since the last call.
     fn refresh_shapes(&mut self) -> Result<()> {
-        self.logical = self.graph.infer_values(self.input_shape)?;
-        self.shapes = self.logical.iter().map(ValueShape::physical).collect();
+        self.graph.extend_values(self.input_shape, &mut self.logical)?;
+        let known = self.shapes.len();
+        self.shapes.extend(self.logical[known..].iter().map(ValueShape::physical));
         Ok(())
     }
 
