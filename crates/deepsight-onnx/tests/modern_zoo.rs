@@ -63,3 +63,55 @@ fn keras_preprocessing_before_the_transpose_runs_in_the_model() {
     assert!(diff < 1e-5, "{got:?} vs {want:?}");
     assert_eq!(model.default_cam_layer().as_deref(), Some("swish"));
 }
+
+/// Incremental inference (occlusion's fast path) through NHWC blocks, channel shuffles and
+/// resizes: the regions it cannot track fall back to full computation, and the scores of patched
+/// images equal a full forward pass of them.
+#[test]
+fn incremental_inference_falls_back_where_regions_cannot_be_tracked() {
+    use deepsight_runtime::{
+        Classifier, GraphModel, LayeredClassifier, PatchBatch, Tensor, TensorData, default_device, to_vec,
+    };
+    let d = default_device();
+    let all: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data("modern_zoo.json")).unwrap()).unwrap();
+    for name in ["convnext_legacy", "shuffle_dynamo", "csp_dynamo"] {
+        let imported = deepsight_onnx::import_file(&data(&format!("modern_{name}.onnx")), &d, None).unwrap();
+        let model = GraphModel::new(imported.graph, imported.input_size, d.clone()).unwrap();
+        let x = common::floats(&all[name]["input"]);
+        let image = Tensor::from_data(TensorData::new(x.clone(), [1, 3, 32, 32]), &d);
+        let inc = model.incremental(image, &[]).unwrap();
+        let (origins, size) = (vec![[0usize, 0usize], [20, 12]], 8);
+        let patch = Tensor::from_data(
+            TensorData::new(vec![0.5f32; 2 * 3 * size * size], [2, 3, size, size]),
+            &d,
+        );
+        let got = to_vec(
+            inc.run(&PatchBatch {
+                origins: origins.clone(),
+                values: patch,
+            })
+            .unwrap()
+            .logits,
+        );
+        let mut full = Vec::new();
+        for [r, c] in origins {
+            let mut v = x.clone();
+            for ch in 0..3 {
+                for i in r..r + size {
+                    for j in c..c + size {
+                        v[ch * 1024 + i * 32 + j] = 0.5;
+                    }
+                }
+            }
+            full.extend(to_vec(
+                model
+                    .logits(Tensor::from_data(TensorData::new(v, [1, 3, 32, 32]), &d))
+                    .unwrap(),
+            ));
+        }
+        let diff = common::zoo::max_diff(&got, &full);
+        println!("{name}: incremental vs full {diff:e}");
+        assert!(diff < 1e-4, "{name}: {diff}");
+    }
+}

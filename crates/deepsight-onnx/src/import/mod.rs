@@ -284,7 +284,8 @@ impl<'a> Importer<'a> {
     fn refresh_shapes(&mut self) -> Result<()> {
         self.graph.extend_values(self.input_shape, &mut self.logical)?;
         let known = self.shapes.len();
-        self.shapes.extend(self.logical[known..].iter().map(ValueShape::physical));
+        self.shapes
+            .extend(self.logical[known..].iter().map(ValueShape::physical));
         Ok(())
     }
 
