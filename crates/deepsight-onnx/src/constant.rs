@@ -284,6 +284,9 @@ impl Const {
     pub fn concat(parts: &[&Const], ax: usize) -> FoldResult<Const> {
         let first = parts.first().ok_or("nothing to concatenate")?;
         let rank = first.dims.len();
+        if ax >= rank {
+            return Err(format!("cannot concatenate along axis {ax} of shape {:?}", first.dims));
+        }
         let float = parts.iter().any(|p| matches!(p.data, Data::F32(_)));
         let mut dims = first.dims.clone();
         dims[ax] = 0;
