@@ -120,7 +120,7 @@ impl Activation {
             Activation::Neg => x.neg(),
             Activation::Abs => x.abs(),
             Activation::Reciprocal => x.recip(),
-            Activation::Pow { exponent } if exponent == 2.0 => x.clone() * x,
+            Activation::Pow { exponent: 2.0 } => x.clone() * x,
             Activation::Pow { exponent } => x.powf_scalar(exponent as f64),
         }
     }

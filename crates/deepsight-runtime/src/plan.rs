@@ -18,6 +18,8 @@ pub(crate) struct Step {
     pub inputs: Vec<NodeId>,
 }
 
+// One per graph node, built once per plan: boxing the weight-bearing variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub(crate) enum StepOp {
     Input,

@@ -96,6 +96,8 @@ pub struct Resize {
 }
 
 /// An operation on values of any rank; axes are logical, the batch (axis 0) never moves.
+// Built once per model, a few per graph: boxing the weight-bearing variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum TensorOp {
     /// `out[k] = in[perm[k]]`.
@@ -699,7 +701,7 @@ impl TensorOp {
                 groups, scale, bias, ..
             } => {
                 let c = x.dims.get(1).copied().unwrap_or(0);
-                if *groups == 0 || c % groups != 0 || scale.dims()[0] != c || bias.dims()[0] != c {
+                if *groups == 0 || !c.is_multiple_of(*groups) || scale.dims()[0] != c || bias.dims()[0] != c {
                     return Err(format!(
                         "{groups} groups and {} scales for {c} channels",
                         scale.dims()[0]

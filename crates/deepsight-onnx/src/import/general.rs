@@ -293,7 +293,7 @@ impl Importer<'_> {
         } else {
             node.count("num_groups", 0)?
         };
-        if groups == 0 || c % groups != 0 {
+        if groups == 0 || !c.is_multiple_of(groups) {
             return Err(node.invalid(format!("{groups} groups for {c} channels")));
         }
         let per_channel = |k: usize| -> Result<Vec<f32>> {
