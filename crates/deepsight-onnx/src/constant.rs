@@ -285,7 +285,10 @@ impl Const {
         let first = parts.first().ok_or("nothing to concatenate")?;
         let rank = first.dims.len();
         if ax >= rank {
-            return Err(format!("cannot concatenate along axis {ax} of shape {:?}", first.dims));
+            return Err(format!(
+                "cannot concatenate along axis {ax} of shape {:?}",
+                first.dims
+            ));
         }
         let float = parts.iter().any(|p| matches!(p.data, Data::F32(_)));
         let mut dims = first.dims.clone();
