@@ -18,9 +18,11 @@ mod model;
 pub mod ops;
 mod plan;
 pub mod rectifier;
+mod resize;
 mod resume;
 mod shapes;
 pub mod tensor_ops;
+mod tensor_shape;
 mod validate;
 pub mod value;
 
@@ -33,10 +35,9 @@ pub use incremental::{Incremental, PatchBatch, PatchedOutput};
 pub use model::GraphModel;
 pub use ops::{Activation, Arithmetic, ConvTranspose2d, ExtOp, Lrn, Pad};
 pub use rectifier::{Bounds, RectifierRule, rectify};
+pub use resize::{CoordinateMode, Interpolation, NearestMode, Resize};
 pub use resume::Resume;
-pub use tensor_ops::{
-    Comparison, Constant, CoordinateMode, Interpolation, NearestMode, Reduction, Resize, TensorOp,
-};
+pub use tensor_ops::{Comparison, Constant, Reduction, TensorOp};
 pub use value::{Axis, ValueShape};
 
 /// burn's tensor type and device, re-exported so users need no direct burn dependency.
