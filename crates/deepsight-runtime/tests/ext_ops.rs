@@ -2,29 +2,18 @@
 //! concatenation, broadcasting arithmetic with nodes and constants, padding, smooth activations,
 //! softmax): their gradients against central differences on a small graph that uses all of them.
 
+mod common;
+
 use deepsight_runtime::{
     Activation, Arithmetic, Classifier, Conv2d, ConvTranspose2d, Device, ExtOp, GradientRequest, Graph,
     GraphModel, LayeredClassifier, Linear, Lrn, Objective, Op, Pad, Padding, RectifierRule, Tensor,
     TensorData, default_device, to_vec,
 };
 
-fn values(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
+use common::values;
 
 fn tensor<const D: usize>(seed: u64, shape: [usize; D], scale: f32, d: &Device) -> Tensor<D> {
-    Tensor::from_data(
-        TensorData::new(values(seed, shape.iter().product(), scale), shape),
-        d,
-    )
+    common::seeded(seed, shape, scale, d)
 }
 
 /// input 3x9x9 -> conv 6 -> LRN -> [a]; a -> ConvTranspose (s2) -> 4x17x17 -> adaptive avg 9x9 -> [b];

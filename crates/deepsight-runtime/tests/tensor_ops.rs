@@ -3,6 +3,8 @@
 //! gradients under the guided and deconvnet rules (none of them is a rectifier), and captures
 //! of an NHWC value in canonical `[N, C, H, W]`.
 
+mod common;
+
 use deepsight_runtime::{
     Activation, Arithmetic, Classifier, Comparison, Constant, Conv2d, CoordinateMode, Device, ExtOp,
     GradientRequest, Graph, GraphModel, Interpolation, LayeredClassifier, Linear, NearestMode, NodeId,
@@ -10,23 +12,10 @@ use deepsight_runtime::{
     to_vec,
 };
 
-fn values(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
+use common::values;
 
 fn tensor<const D: usize>(seed: u64, shape: [usize; D], scale: f32, d: &Device) -> Tensor<D> {
-    Tensor::from_data(
-        TensorData::new(values(seed, shape.iter().product(), scale), shape),
-        d,
-    )
+    common::seeded(seed, shape, scale, d)
 }
 
 fn constant(seed: u64, dims: &[usize], scale: f32, offset: f32, d: &Device) -> Constant {

@@ -53,3 +53,25 @@ pub fn bn(r: &mut Rng, c: usize, d: &Device) -> Op {
         eps: 1e-3,
     })
 }
+
+/// `n` values in `[-scale, scale)` from a linear congruential generator seeded by `seed` (the
+/// seeded streams the operator tests' expected numbers were drawn with).
+pub fn values(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// A tensor of `shape` filled by [`values`].
+pub fn seeded<const D: usize>(seed: u64, shape: [usize; D], scale: f32, d: &Device) -> Tensor<D> {
+    Tensor::from_data(
+        TensorData::new(values(seed, shape.iter().product(), scale), shape),
+        d,
+    )
+}
