@@ -93,6 +93,13 @@ impl Importer<'_> {
                 Some(axes) => {
                     let mut full = vec![0i64; 8];
                     let axes = axes.to_i64();
+                    if pads.len() != 2 * axes.len() {
+                        return Err(node.invalid(format!(
+                            "{} pads for {} axes (two per axis)",
+                            pads.len(),
+                            axes.len()
+                        )));
+                    }
                     for (k, &a) in axes.iter().enumerate() {
                         let a = axis(a, 4).map_err(|e| node.invalid(e))?;
                         full[a] = pads[k];
