@@ -46,8 +46,9 @@ pub(crate) fn squeeze_dims(dims: &[usize], axes: &[i64], unsqueeze: bool) -> Res
                 .map(|&a| axis(a, dims.len()))
                 .collect::<Result<_, _>>()?
         };
-        if let Some(&k) = at.iter().find(|&&k| dims[k] != 1) {
-            return Err(format!("cannot squeeze axis {k} of size {}", dims[k]));
+        // `axis` lets a scalar have an axis 0, which a squeeze cannot remove.
+        if let Some(&k) = at.iter().find(|&&k| dims.get(k) != Some(&1)) {
+            return Err(format!("cannot squeeze axis {k} of shape {dims:?}"));
         }
         Ok(dims
             .iter()
