@@ -1,6 +1,6 @@
-//! The torchvision model zoo (`scripts/make_torchvision_zoo.py`): 18 classifiers with every
+//! The torchvision model zoo (`scripts/make_torchvision_zoo.py`): 20 classifiers with every
 //! tensor random, exported by PyTorch, against PyTorch's logits, saliency and Grad-CAM. Ignored
-//! by default (it needs the script's 1.3 GB of exports):
+//! by default (it needs the script's 1.6 GB of exports):
 //!
 //! ```text
 //! python3 scripts/make_torchvision_zoo.py /tmp/zoo
