@@ -55,6 +55,29 @@ fn pool_out(p: &Pool, h: usize, w: usize) -> Option<[usize; 2]> {
     ])
 }
 
+/// The tensor budget applied to the padded input a window operation's kernel builds, which
+/// shape inference would not otherwise see (a fuzzed pooling of a 2^31 window with as much
+/// padding has a 1x1 output but asked the allocator for 2^64 bytes).
+fn padded_budget(
+    node: &crate::graph::Node,
+    input: [usize; 4],
+    [n, c, h, w]: [usize; 4],
+    pad: [usize; 4],
+) -> Result<()> {
+    let grow = |x: usize, a: usize, b: usize| x.checked_add(a)?.checked_add(b);
+    let padded = match (grow(h, pad[0], pad[2]), grow(w, pad[1], pad[3])) {
+        (Some(ph), Some(pw)) => [n, c, ph, pw],
+        _ => [usize::MAX, 2, 1, 1],
+    };
+    crate::limits::check_tensor_of(&padded, || {
+        format!("layer '{}' ({}) padded input", node.name, node.op.kind())
+    })
+    .map_err(|reason| RuntimeError::InputShape {
+        got: input.to_vec(),
+        reason,
+    })
+}
+
 pub(crate) fn infer(graph: &Graph, input: [usize; 4]) -> Result<Vec<ValueShape>> {
     let mut shapes: Vec<ValueShape> = Vec::with_capacity(graph.nodes().len());
     infer_from(graph, input, &mut shapes)?;
@@ -111,7 +134,10 @@ pub(crate) fn infer_from(graph: &Graph, input: [usize; 4], shapes: &mut Vec<Valu
                 let oh = window_out(h, kh, conv.stride[0], [p[0], p[2]], conv.dilation[0], false);
                 let ow = window_out(w, kw, conv.stride[1], [p[1], p[3]], conv.dilation[1], false);
                 match (oh, ow) {
-                    (Some(oh), Some(ow)) => ValueShape::nchw([n, o, oh, ow]),
+                    (Some(oh), Some(ow)) => {
+                        padded_budget(node, input, [n, c, h, w], p)?;
+                        ValueShape::nchw([n, o, oh, ow])
+                    }
                     _ => return Err(fail(format!("a {kh}x{kw} kernel does not fit a {h}x{w} input"))),
                 }
             }
@@ -127,7 +153,10 @@ pub(crate) fn infer_from(graph: &Graph, input: [usize; 4], shapes: &mut Vec<Valu
             Op::MaxPool(p) | Op::AvgPool(p) => {
                 image_like("pooling")?;
                 match pool_out(p, h, w) {
-                    Some([oh, ow]) => ValueShape::nchw([n, c, oh, ow]),
+                    Some([oh, ow]) => {
+                        padded_budget(node, input, [n, c, h, w], p.padding)?;
+                        ValueShape::nchw([n, c, oh, ow])
+                    }
                     None => {
                         return Err(fail(format!(
                             "a {:?} window does not fit a {h}x{w} input",
