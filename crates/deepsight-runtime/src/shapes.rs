@@ -200,6 +200,13 @@ pub(crate) fn infer_from(graph: &Graph, input: [usize; 4], shapes: &mut Vec<Valu
                 if matches!(e, ExtOp::ConvTranspose2d(_) | ExtOp::Pad(_) | ExtOp::Lrn(_)) {
                     image_like(e.kind())?;
                 }
+                // Window entries past the channels are zeros: a larger window only costs memory
+                // and time (a fuzzed size of 2^30 asked for a 4 GiB padding), so it is refused.
+                if let ExtOp::Lrn(l) = e
+                    && l.size > 2 * c + 1
+                {
+                    return Err(fail(format!("a window of {} for {c} channels", l.size)));
+                }
                 let xs: Vec<[usize; 4]> = node.inputs.iter().map(|&i| shapes[i].physical()).collect();
                 let p = e.output_shape(&xs).map_err(fail)?;
                 match e {
