@@ -5,9 +5,9 @@
 mod common;
 
 use deepsight_runtime::{
-    Activation, Arithmetic, Classifier, Conv2d, ConvTranspose2d, Device, ExtOp, GradientRequest, Graph,
-    GraphModel, LayeredClassifier, Linear, Lrn, Objective, Op, Pad, Padding, RectifierRule, Tensor,
-    TensorData, default_device, to_vec,
+    Activation, Arithmetic, Conv2d, ConvTranspose2d, Device, ExtOp, GradientRequest, Graph, GraphModel,
+    LayeredClassifier, Linear, Lrn, Objective, Op, Pad, Padding, RectifierRule, Tensor, TensorData,
+    default_device, to_vec,
 };
 
 use common::values;
@@ -106,23 +106,10 @@ fn extended_ops_gradients_match_central_differences() {
     let model = net(&d);
     let shape = [1, 3, 9, 9];
     let x = values(77, 243, 1.0);
-    let logit = |v: &[f32]| -> f64 {
-        let t = Tensor::from_data(TensorData::new(v.to_vec(), shape), &d);
-        to_vec(model.logits(t).unwrap())[1] as f64
-    };
     let t = Tensor::from_data(TensorData::new(x.clone(), shape), &d);
     let req = GradientRequest::input(Objective::Logit(vec![1]), RectifierRule::Plain);
     let grad = to_vec(model.gradients(t, &req).unwrap().input.unwrap());
-    let eps = 1e-2f32;
-    let mut worst = 0f64;
-    for i in 0..x.len() {
-        let (mut p, mut m) = (x.clone(), x.clone());
-        p[i] += eps;
-        m[i] -= eps;
-        let fd = (logit(&p) - logit(&m)) / (2.0 * eps as f64);
-        worst = worst.max((fd - grad[i] as f64).abs());
-    }
-    let scale = grad.iter().map(|v| v.abs()).fold(0.0, f32::max) as f64;
+    let (worst, scale) = common::worst_central_difference(&model, &x, shape, 1, &grad, 1e-2);
     println!("extended ops: worst |fd - grad| {worst:e} (max |grad| {scale:e})");
     assert!(scale > 1e-4, "the gradient must not vanish");
     assert!(worst <= 0.01 * scale, "worst {worst} of {scale}");

@@ -6,10 +6,9 @@
 mod common;
 
 use deepsight_runtime::{
-    Activation, Arithmetic, Classifier, Comparison, Constant, Conv2d, CoordinateMode, Device, ExtOp,
-    GradientRequest, Graph, GraphModel, Interpolation, LayeredClassifier, Linear, NearestMode, NodeId,
-    Objective, Op, Padding, RectifierRule, Reduction, Resize, Tensor, TensorData, TensorOp, default_device,
-    to_vec,
+    Activation, Arithmetic, Comparison, Constant, Conv2d, CoordinateMode, Device, ExtOp, GradientRequest,
+    Graph, GraphModel, Interpolation, LayeredClassifier, Linear, NearestMode, NodeId, Objective, Op, Padding,
+    RectifierRule, Reduction, Resize, Tensor, TensorData, TensorOp, default_device, to_vec,
 };
 
 use common::values;
@@ -227,21 +226,8 @@ fn tensor_op_gradients_match_central_differences() {
     let d = default_device();
     let model = net(&d);
     let x = values(77, 108, 1.0);
-    let logit = |v: &[f32]| -> f64 {
-        let t = Tensor::from_data(TensorData::new(v.to_vec(), [1, 3, 6, 6]), &d);
-        to_vec(model.logits(t).unwrap())[1] as f64
-    };
     let grad = gradient(&model, &x, RectifierRule::Plain);
-    let eps = 2e-3f32;
-    let mut worst = 0f64;
-    for i in 0..x.len() {
-        let (mut p, mut m) = (x.clone(), x.clone());
-        p[i] += eps;
-        m[i] -= eps;
-        let fd = (logit(&p) - logit(&m)) / (2.0 * eps as f64);
-        worst = worst.max((fd - grad[i] as f64).abs());
-    }
-    let scale = grad.iter().map(|v| v.abs()).fold(0.0, f32::max) as f64;
+    let (worst, scale) = common::worst_central_difference(&model, &x, [1, 3, 6, 6], 1, &grad, 2e-3);
     println!("tensor ops: worst |fd - grad| {worst:e} (max |grad| {scale:e})");
     assert!(scale > 1e-4, "the gradient must not vanish");
     assert!(worst <= 0.02 * scale, "worst {worst} of {scale}");

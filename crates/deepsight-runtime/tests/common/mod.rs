@@ -75,3 +75,29 @@ pub fn seeded<const D: usize>(seed: u64, shape: [usize; D], scale: f32, d: &Devi
         d,
     )
 }
+
+/// The largest `|central difference - grad|` of logit `class` over every input entry of `x`
+/// (`shape`), with step `eps`, and the largest `|grad|`.
+pub fn worst_central_difference(
+    model: &impl deepsight_runtime::Classifier,
+    x: &[f32],
+    shape: [usize; 4],
+    class: usize,
+    grad: &[f32],
+    eps: f32,
+) -> (f64, f64) {
+    let d = model.device();
+    let logit = |v: &[f32]| -> f64 {
+        let t = Tensor::from_data(TensorData::new(v.to_vec(), shape), &d);
+        deepsight_runtime::to_vec(model.logits(t).unwrap())[class] as f64
+    };
+    let mut worst = 0f64;
+    for i in 0..x.len() {
+        let (mut p, mut m) = (x.to_vec(), x.to_vec());
+        p[i] += eps;
+        m[i] -= eps;
+        let fd = (logit(&p) - logit(&m)) / (2.0 * eps as f64);
+        worst = worst.max((fd - grad[i] as f64).abs());
+    }
+    (worst, grad.iter().map(|v| v.abs()).fold(0.0, f32::max) as f64)
+}
