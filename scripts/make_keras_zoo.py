@@ -14,9 +14,11 @@ import sys
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "deepsight-onnx", "tests", "data"))
+from make_modern_zoo import value_named  # noqa: E402
 
 MODELS = {
     "keras_mobilenet_v2": (lambda: tf.keras.applications.MobileNetV2(weights=None, classifier_activation=None),
@@ -34,24 +36,6 @@ def randomise(model, rng):
             layer.moving_variance.assign(rng.uniform(0.5, 1.5, n).astype(np.float32))
             layer.gamma.assign(rng.normal(1, 0.3, n).astype(np.float32))
             layer.beta.assign(rng.normal(0, 0.3, n).astype(np.float32))
-
-
-def value_named(model_proto, feed, raw):
-    m = onnx.ModelProto()
-    m.CopyFrom(model_proto)
-    names = [o for n in m.graph.node for o in n.output if o]
-    known = {o.name for o in m.graph.output}
-    for name in names:
-        if name not in known:
-            m.graph.output.append(onnx.helper.ValueInfoProto(name=name))
-    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed)))
-    for name in reversed(names):
-        v = outs.get(name)
-        for cand in ([v] if v is None or v.ndim != 4 else [v, v.transpose(0, 2, 3, 1)]):
-            if cand is not None and cand.shape == raw.shape and np.abs(cand - raw).max() <= 1e-4 * (1 + np.abs(raw).max()):
-                return name
-    return None
 
 
 def main():
@@ -75,7 +59,7 @@ def main():
         path = os.path.join(out_dir, f"{name}.onnx")
         onnx.save(proto, path)
         feed = {proto.graph.input[0].name: x}
-        layer = value_named(proto, feed, a.numpy())
+        layer = value_named(path, None, a.numpy(), feed)
         nchw = lambda t: np.transpose(np.asarray(t), (0, 3, 1, 2))
         ref = {
             "input": nchw(x).flatten().tolist(), "shape": [1, 3, 224, 224], "target": target,

@@ -516,9 +516,7 @@ impl<'a> Importer<'a> {
                 let default = if self.opset >= 13 { -1 } else { 1 };
                 let ax = axis(node.int("axis", default)?, rank).map_err(|e| node.invalid(e))?;
                 let dims = self.logical[x].dims.clone();
-                let channels =
-                    (ax == 1 && matches!(rank, 2 | 4)) || (rank == 4 && ax == 1 && dims[2] * dims[3] == 1);
-                if channels {
+                if ax == 1 && matches!(rank, 2 | 4) {
                     let id = self.push(node.name.clone(), Op::Ext(ExtOp::Softmax), &[x])?;
                     return Ok(Value::Node { id, rank });
                 }

@@ -29,12 +29,6 @@ impl Importer<'_> {
                     };
                     return self.push_tensor(node.name.clone(), op, &[x]);
                 }
-                if c.dims.len() > rank {
-                    return Err(node.unsupported(format!(
-                        "a constant of rank {} on a rank-{rank} activation",
-                        c.dims.len()
-                    )));
-                }
                 let mut d = vec![1; rank - c.dims.len()];
                 d.extend(&c.dims);
                 if d[0] != 1 {

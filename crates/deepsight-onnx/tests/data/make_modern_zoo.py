@@ -186,9 +186,10 @@ def reference(model, x, target):
     return {"logits": logits[0].tolist(), "input_grad": xg.grad.flatten().tolist()}, cams
 
 
-def value_named(path, x, raw):
+def value_named(path, x, raw, feed=None):
     """The ONNX value equal to a module's output: every intermediate is run by onnxruntime and
-    the last one holding the same numbers is taken."""
+    the last one holding the same numbers is taken (a rank-4 value also as NHWC, for Keras).
+    `feed` replaces the default `{"input": x}`."""
     import onnxruntime as ort
 
     m = onnx.load(path)
@@ -198,11 +199,12 @@ def value_named(path, x, raw):
         if name not in known:
             m.graph.output.append(onnx.helper.ValueInfoProto(name=name))
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"input": x.numpy()})))
+    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed or {"input": x.numpy()})))
     for name in reversed(names):
         v = outs.get(name)
-        if v is not None and v.shape == raw.shape and np.abs(v - raw).max() <= 1e-4 * (1 + np.abs(raw).max()):
-            return name
+        for cand in [] if v is None else [v] + ([v.transpose(0, 2, 3, 1)] if v.ndim == 4 else []):
+            if cand.shape == raw.shape and np.abs(cand - raw).max() <= 1e-4 * (1 + np.abs(raw).max()):
+                return name
     return None
 
 
